@@ -1,0 +1,154 @@
+// The local stack: one HTTP server at http://127.0.0.1:54321 (PORT overrides) serving every
+// function at /functions/v1/<name>, a QStash v2 emulator at /qstash, an Upstash Redis REST
+// bridge at /redis, the API reference at /docs, and the dev-only user routes at /_dev.
+// `npm start` runs it under Deno; the tests start it in-process under Node.
+import process from "node:process";
+import { join } from "node:path";
+import { Hono } from "hono";
+import { resetEnvCache } from "../shared/config/env.ts";
+import { closeDb, db } from "../shared/db/client.ts";
+import { openDatabase, type LocalDatabase } from "./database.ts";
+import { devRoutes } from "./dev-routes.ts";
+import { collectDocs, renderDocsPage } from "./docs-page.ts";
+import { functionsRouter, loadFunctions, type FunctionEntry } from "./functions-host.ts";
+import { loadLocalSecrets, signLocalJwt, type LocalSecrets } from "./local-secrets.ts";
+import { createQStashEmulator, type QStashEmulator } from "./qstash/emulator.ts";
+import { createRedisBridge, type RedisBridge } from "./redis-bridge.ts";
+
+export interface StackOptions {
+  root: string;
+  port?: number;           // default PORT or 54321; 0 picks a free port
+  databaseUrl?: string;    // default DATABASE_URL; unset = embedded PGlite
+  dataDir?: string;        // PGlite data directory (default <root>/.local/pgdata); "memory://" for tests
+  stateDir?: string;       // secrets and QStash store (default <root>/.local)
+  redisUrl?: string;       // default REDIS_URL or redis://127.0.0.1:6379
+  qstashBackoffScale?: number;
+}
+
+export interface Stack {
+  url: string;
+  port: number;
+  database: LocalDatabase;
+  secrets: LocalSecrets;
+  anonKey: string;
+  serviceKey: string;
+  functions: FunctionEntry[];
+  qstash: QStashEmulator;
+  redis: RedisBridge;
+  stop(): Promise<void>;
+}
+
+interface Listener {
+  port: number;
+  close(): Promise<void>;
+}
+
+type DenoLike = {
+  serve(
+    opts: { port: number; hostname: string; onListen?: (addr: { port: number }) => void },
+    handler: (req: Request) => Response | Promise<Response>,
+  ): { addr: { port: number }; shutdown(): Promise<void> };
+};
+
+/** Deno.serve under Deno, @hono/node-server under Node; resolves once listening. */
+async function listen(port: number, handler: (req: Request) => Promise<Response>): Promise<Listener> {
+  const deno = (globalThis as { Deno?: DenoLike }).Deno;
+  if (deno) {
+    const server = deno.serve({ port, hostname: "127.0.0.1", onListen: () => {} }, handler);
+    return { port: server.addr.port, close: () => server.shutdown() };
+  }
+  const { serve } = await import("@hono/node-server");
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: handler, port, hostname: "127.0.0.1" }, (info) =>
+      resolve({
+        port: info.port,
+        close: () => new Promise<void>((done) => {
+          (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+          server.close(() => done());
+        }),
+      }));
+    server.once("error", reject);
+  });
+}
+
+/** Sets a variable unless the environment already chose a value (a real QStash, say). */
+function defaultEnv(name: string, value: string) {
+  if (!process.env[name]) process.env[name] = value;
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const stateDir = opts.stateDir ?? join(opts.root, ".local");
+  const secrets = await loadLocalSecrets(join(stateDir, "secrets.json"));
+  const database = await openDatabase({
+    root: opts.root,
+    databaseUrl: opts.databaseUrl ?? (process.env.DATABASE_URL || undefined),
+    dataDir: opts.dataDir ?? join(stateDir, "pgdata"),
+  });
+
+  // Late-bound handler: the port must be known before the functions read their environment.
+  let handler: (req: Request) => Promise<Response> = () =>
+    Promise.resolve(Response.json({ error: { code: "service_unavailable", message: "starting" } }, { status: 503 }));
+  const listener = await listen(opts.port ?? Number(process.env.PORT || 54321), (req) => handler(req));
+  const url = `http://127.0.0.1:${listener.port}`;
+
+  process.env.DATABASE_URL = database.url;
+  process.env.DB_POOL_MAX = String(database.poolMax);
+  process.env.SUPABASE_JWT_SECRET = secrets.jwtSecret;
+  process.env.PUBLIC_FUNCTIONS_BASE_URL = `${url}/functions/v1`;
+  defaultEnv("QSTASH_URL", `${url}/qstash`);
+  defaultEnv("QSTASH_TOKEN", secrets.qstashToken);
+  defaultEnv("QSTASH_CURRENT_SIGNING_KEY", secrets.qstashCurrentSigningKey);
+  defaultEnv("QSTASH_NEXT_SIGNING_KEY", secrets.qstashNextSigningKey);
+  defaultEnv("UPSTASH_REDIS_REST_URL", `${url}/redis`);
+  defaultEnv("UPSTASH_REDIS_REST_TOKEN", secrets.redisToken);
+  resetEnvCache();
+
+  const qstash = createQStashEmulator({
+    token: secrets.qstashToken,
+    currentSigningKey: secrets.qstashCurrentSigningKey,
+    nextSigningKey: secrets.qstashNextSigningKey,
+    storePath: opts.dataDir === "memory://" ? undefined : join(stateDir, "qstash.json"),
+    backoffScale: opts.qstashBackoffScale ?? Number(process.env.LOCAL_QSTASH_BACKOFF_SCALE || 1),
+  });
+  const redis = await createRedisBridge({
+    token: secrets.redisToken,
+    redisUrl: opts.redisUrl ?? (process.env.REDIS_URL || "redis://127.0.0.1:6379"),
+  });
+  const functions = await loadFunctions(opts.root);
+  const docsHtml = renderDocsPage(await collectDocs(functions, url), functions);
+
+  const root = new Hono();
+  root.route("/qstash", qstash.app);
+  root.route("/redis", redis.app);
+  root.route("/_dev", devRoutes(db, secrets.jwtSecret));
+  root.get("/docs", (c) => c.html(docsHtml));
+  root.get("/", (c) =>
+    c.json({
+      functions: Object.fromEntries(functions.map((f) => [f.name, `${url}/functions/v1/${f.name}`])),
+      docs: `${url}/docs`,
+      qstash: `${url}/qstash`,
+      redis: `${url}/redis`,
+    }));
+  root.all("/functions/v1/*", (c) => functionsRouter(functions, secrets.jwtSecret)(c.req.raw));
+  handler = async (req) => root.fetch(req);
+  qstash.start();
+
+  const [anonKey, serviceKey] = await Promise.all([
+    signLocalJwt(secrets.jwtSecret, { role: "anon" }, 10 * 365 * 86400),
+    signLocalJwt(secrets.jwtSecret, { role: "service_role" }, 10 * 365 * 86400),
+  ]);
+
+  let stopped = false;
+  return {
+    url, port: listener.port, database, secrets, anonKey, serviceKey, functions, qstash, redis,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await qstash.stop();
+      await listener.close();
+      await redis.close();
+      await closeDb();
+      await database.close();
+    },
+  };
+}
