@@ -32,7 +32,7 @@ async function main(): Promise<number> {
     return values.help ? 0 : 2;
   }
   const base = values.url ?? `http://127.0.0.1:${process.env.PORT || 54321}`;
-  const secrets = await loadLocalSecrets(join(root, ".local/secrets.json"));
+  const secrets = await loadLocalSecrets(join(process.env.LOCAL_STATE_DIR || join(root, ".local"), "secrets.json"));
   const serviceKey = await signLocalJwt(secrets.jwtSecret, { role: "service_role" }, 300);
 
   let res: Response;

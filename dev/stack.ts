@@ -20,7 +20,7 @@ export interface StackOptions {
   port?: number;           // default PORT or 54321; 0 picks a free port
   databaseUrl?: string;    // default DATABASE_URL; unset = embedded PGlite
   dataDir?: string;        // PGlite data directory (default <root>/.local/pgdata); "memory://" for tests
-  stateDir?: string;       // secrets and QStash store (default <root>/.local)
+  stateDir?: string;       // secrets, PGlite data and QStash store (default LOCAL_STATE_DIR or <root>/.local)
   redisUrl?: string;       // default REDIS_URL or redis://127.0.0.1:6379
   qstashBackoffScale?: number;
 }
@@ -71,13 +71,18 @@ async function listen(port: number, handler: (req: Request) => Promise<Response>
   });
 }
 
+/** Where the local stack keeps its state: LOCAL_STATE_DIR, else <root>/.local (git-ignored). */
+export function localStateDir(root: string): string {
+  return process.env.LOCAL_STATE_DIR || join(root, ".local");
+}
+
 /** Sets a variable unless the environment already chose a value (a real QStash, say). */
 function defaultEnv(name: string, value: string) {
   if (!process.env[name]) process.env[name] = value;
 }
 
 export async function startStack(opts: StackOptions): Promise<Stack> {
-  const stateDir = opts.stateDir ?? join(opts.root, ".local");
+  const stateDir = opts.stateDir ?? localStateDir(opts.root);
   const secrets = await loadLocalSecrets(join(stateDir, "secrets.json"));
   const database = await openDatabase({
     root: opts.root,

@@ -49,6 +49,7 @@ function targetClient(caller: Caller, clientId: string | undefined): string {
   }
   const writable = caller.memberships.filter((m) => m.role !== "viewer");
   if (writable.length === 1) return writable[0].clientId;
+  if (writable.length === 0 && caller.memberships.length > 0) throw new AppError("forbidden", "viewers cannot add leads");
   throw new AppError("validation_failed", "invalid json: client_id", [
     { field: "client_id", message: writable.length === 0 ? "you cannot add leads for any client" : "required: you write for several clients" },
   ]);

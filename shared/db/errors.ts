@@ -28,15 +28,9 @@ export function appErrorFromPg(err: unknown): AppError | undefined {
   switch (e.code) {
     case "AOS01":
       return new AppError("illegal_transition", e.message ?? "illegal status transition", details);
-    case "AOS02":
     case "AOS03":
-      // Never say which client holds the lead: that is another tenant's data.
-      return new AppError(
-        "lead_unavailable",
-        e.code === "AOS02"
-          ? "this lead is already being worked for another client"
-          : "this lead is in its cool-off period and cannot be assigned yet",
-      );
+      // Never say which client held the lead: that is another tenant's data.
+      return new AppError("lead_unavailable", "this lead is in its cool-off period and cannot be assigned yet");
     case "AOS04":
       return new AppError("bad_request", e.message ?? "invalid initial status", details);
     case "AOS06":

@@ -15,7 +15,10 @@ async function load(): Promise<SentryLike | null> {
   const dsn = readEnv("SENTRY_DSN");
   if (!dsn) return null;
   const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-  const sdk = (isDeno ? await import("@sentry/deno") : await import("@sentry/node")) as unknown as SentryLike;
+  // The Node SDK's name is held in a variable so Deno bundles (eszip) leave it out: on the Edge
+  // Runtime only @sentry/deno is ever loaded.
+  const nodeSdk = "@sentry/node";
+  const sdk = (isDeno ? await import("@sentry/deno") : await import(nodeSdk)) as unknown as SentryLike;
   sdk.init({
     dsn,
     environment: readEnv("SENTRY_ENVIRONMENT") ?? "local",

@@ -106,8 +106,9 @@ create table public.lead_assignments (
   created_by uuid references auth.users (id) on delete set null,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
-  -- the campaign must belong to the same client
-  foreign key (campaign_id, client_id) references public.campaigns (id, client_id) on delete cascade
+  -- the campaign must belong to the same client; deleting a campaign keeps its assignments
+  -- (they carry the exclusivity and cool-off history) and only detaches them
+  foreign key (campaign_id, client_id) references public.campaigns (id, client_id) on delete set null (campaign_id)
 );
 comment on table public.lead_assignments is 'A lead worked by one client (optionally in one campaign). Status follows the assignment state machine; ended_at is set when it ends.';
 comment on column public.lead_assignments.ended_at is 'When the assignment reached a status that ends the work (lifecycle_statuses.ends_work); starts the cool-off.';

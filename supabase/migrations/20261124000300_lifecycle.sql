@@ -3,8 +3,9 @@
 -- events table, the outbox, and lead exclusivity with its cool-off (product.md §1).
 -- Rules live here so no code path can bypass them. Stable error codes (SQLSTATE):
 --   AOS01 illegal status transition (detail: {"entity","from","to"})
---   AOS02 lead already worked by a client (exclusivity)
 --   AOS03 lead in cool-off after another client's assignment ended
+-- Exclusivity itself (one active client per lead) is the unique index
+-- lead_assignments_one_active_per_lead: a violation is 23505 naming that index.
 --   AOS04 a new row must start in its entity's initial status
 --   AOS05 events are append-only
 -- =====================================================================================
@@ -114,7 +115,8 @@ insert into public.status_transitions (entity, from_status, to_status) values
 create table public.events (
   id bigint generated always as identity primary key,
   occurred_at timestamptz not null default now(),
-  client_id uuid references public.clients (id) on delete set null,
+  -- no foreign key: the audit trail outlives a deleted client, and append-only rows can't be nulled
+  client_id uuid,
   entity_type text not null,
   entity_id uuid,
   kind text not null,
@@ -236,6 +238,18 @@ begin
               where s.entity = 'assignment' and s.status = new.status) then coalesce(old.ended_at, now())
         else null
       end;
+      -- An ended assignment brought back (a reply reclassified) must respect another client's
+      -- cool-off just as a new assignment does; the unique index covers an active one.
+      if old.ended_at is not null and new.ended_at is null and exists (
+        select 1 from public.lead_assignments a
+        where a.lead_id = new.lead_id and a.id <> new.id and a.client_id <> new.client_id
+          and a.ended_at > now() - make_interval(days => (select cooloff_days from public.agency_settings where id))
+      ) then
+        raise exception using
+          errcode = 'AOS03',
+          message = 'lead is in its cool-off period after another client''s assignment ended',
+          detail = json_build_object('lead_id', new.lead_id)::text;
+      end if;
     end if;
   end if;
   return new;
@@ -314,9 +328,9 @@ create trigger lead_assignments_created_history after insert on public.lead_assi
   for each statement execute function private.record_status_changes('assignment');
 
 -- -------------------------------------------------------------------------------------
--- Exclusivity and cool-off. The partial unique index lead_assignments_one_active_per_lead
--- is the hard guarantee under concurrency; this statement-level check gives the clear
--- error codes and enforces the cool-off against assignments that already ended.
+-- Cool-off. Exclusivity is the partial unique index lead_assignments_one_active_per_lead (the
+-- hard guarantee under concurrency); this statement-level check refuses a new assignment while
+-- another client's ended assignment of the lead is inside the cool-off.
 -- -------------------------------------------------------------------------------------
 create or replace function private.enforce_lead_exclusivity() returns trigger
 language plpgsql security definer
@@ -326,18 +340,6 @@ declare
   cooloff interval := make_interval(days => (select cooloff_days from public.agency_settings where id));
   clash record;
 begin
-  -- two new rows for the same lead in one statement, or a new row beside an active one
-  select n.lead_id into clash
-  from new_rows n
-  join public.lead_assignments a on a.lead_id = n.lead_id and a.id <> n.id and a.ended_at is null
-  limit 1;
-  if found then
-    raise exception using
-      errcode = 'AOS02',
-      message = 'lead is already being worked by a client',
-      detail = json_build_object('lead_id', clash.lead_id)::text;
-  end if;
-
   select n.lead_id into clash
   from new_rows n
   join public.lead_assignments a
@@ -353,11 +355,9 @@ begin
   return null;
 end;
 $$;
-comment on function private.enforce_lead_exclusivity() is 'AFTER INSERT statement: one active client per lead (AOS02) and the cool-off after an assignment ends (AOS03).';
+comment on function private.enforce_lead_exclusivity() is 'AFTER INSERT statement: the cool-off after another client''s assignment ended (AOS03).';
 
 create trigger lead_assignments_exclusivity after insert on public.lead_assignments
   referencing new table as new_rows
   for each statement execute function private.enforce_lead_exclusivity();
 
--- A paused or reclassified assignment may come back to an active status only while no other
--- client has taken the lead (the unique index covers it: ended_at returns to null).

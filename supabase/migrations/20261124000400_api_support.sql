@@ -74,6 +74,6 @@ begin
   return query select v_lead_id, v_assignment_id, v_created;
 end;
 $$;
-comment on function public.create_manual_lead(uuid, uuid, jsonb) is 'A client user adds a lead by hand: into the pool (deduplicated on email) and assigned to their client. Exclusivity and cool-off still apply (AOS02/AOS03).';
+comment on function public.create_manual_lead(uuid, uuid, jsonb) is 'A client user adds a lead by hand: into the pool (deduplicated on email) and assigned to their client. Exclusivity (23505 on lead_assignments_one_active_per_lead) and the cool-off (AOS03) still apply.';
 revoke all on function public.create_manual_lead(uuid, uuid, jsonb) from public;
 grant execute on function public.create_manual_lead(uuid, uuid, jsonb) to authenticated, service_role;
