@@ -14,6 +14,7 @@ import { functionsRouter, loadFunctions, type FunctionEntry } from "./functions-
 import { loadLocalSecrets, signLocalJwt, type LocalSecrets } from "./local-secrets.ts";
 import { createQStashEmulator, type QStashEmulator } from "./qstash/emulator.ts";
 import { createRedisBridge, type RedisBridge } from "./redis-bridge.ts";
+import { ensureSchedules } from "./schedules.ts";
 
 export interface StackOptions {
   root: string;
@@ -23,6 +24,7 @@ export interface StackOptions {
   stateDir?: string;       // secrets, PGlite data and QStash store (default LOCAL_STATE_DIR or <root>/.local)
   redisUrl?: string;       // default REDIS_URL or redis://127.0.0.1:6379
   qstashBackoffScale?: number;
+  schedules?: boolean;     // register the flows' cron schedules (default true; tests drive flows themselves)
 }
 
 export interface Stack {
@@ -33,6 +35,7 @@ export interface Stack {
   anonKey: string;
   serviceKey: string;
   functions: FunctionEntry[];
+  scheduled: string[];
   qstash: QStashEmulator;
   redis: RedisBridge;
   stop(): Promise<void>;
@@ -137,6 +140,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   root.all("/functions/v1/*", (c) => functionsRouter(functions, secrets.jwtSecret)(c.req.raw));
   handler = async (req) => root.fetch(req);
   qstash.start();
+  const scheduled = opts.schedules === false ? [] : await ensureSchedules({
+    qstashUrl: process.env.QSTASH_URL!,
+    token: process.env.QSTASH_TOKEN!,
+    functionsBaseUrl: process.env.PUBLIC_FUNCTIONS_BASE_URL!,
+    functions: functions.map((f) => f.name),
+  });
 
   const [anonKey, serviceKey] = await Promise.all([
     signLocalJwt(secrets.jwtSecret, { role: "anon" }, 10 * 365 * 86400),
@@ -145,7 +154,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   let stopped = false;
   return {
-    url, port: listener.port, database, secrets, anonKey, serviceKey, functions, qstash, redis,
+    url, port: listener.port, database, secrets, anonKey, serviceKey, functions, scheduled, qstash, redis,
     async stop() {
       if (stopped) return;
       stopped = true;

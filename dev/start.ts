@@ -16,6 +16,7 @@ try {
     `  API docs    ${stack.url}/docs`,
     `  database    ${stack.database.describe}${stack.database.migrationsApplied.length ? `, applied ${stack.database.migrationsApplied.length} migration(s)` : ", migrations up to date"}`,
     `  qstash      ${process.env.QSTASH_URL}${process.env.QSTASH_URL?.startsWith(stack.url) ? " (local emulator)" : ""}`,
+    `  schedules   ${stack.scheduled.length ? stack.scheduled.map((n) => `${n}`).join(", ") + " (cron via the QStash emulator)" : "none"}`,
     `  redis       ${process.env.UPSTASH_REDIS_REST_URL} -> ${stack.redis.available() ? "redis-server up" : "redis-server unreachable (caching off)"}`,
     `  anon key    ${stack.anonKey}`,
     `  service key ${stack.serviceKey}`,

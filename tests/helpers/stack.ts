@@ -16,6 +16,7 @@ export function getStack(): Promise<Stack> {
       dataDir: "memory://",
       stateDir,
       qstashBackoffScale: 0.001,
+      schedules: false,
     });
   })();
   return started;

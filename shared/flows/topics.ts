@@ -1,0 +1,10 @@
+// Which function each outbox topic goes to. A topic missing here has no subscriber yet: the
+// publisher marks its rows done without a destination so the outbox does not grow.
+export const TOPIC_DESTINATIONS: Record<string, string> = {
+  "flow.enrichment": "flow-enrichment",
+  "flow.scoring": "flow-scoring",
+  "flow.allocation": "flow-allocation",
+  "flow.pool-population": "flow-pool-population",
+};
+
+export type FlowTopic = keyof typeof TOPIC_DESTINATIONS;
