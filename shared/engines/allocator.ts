@@ -2,7 +2,8 @@
 // within each campaign's daily capacity for new leads and its client's monthly quota, fairly
 // between clients that want the same leads, and writes why each lead it did not place was left.
 // Exclusivity and the cool-off are the database's rules; the allocator avoids proposing what the
-// database would refuse, so one bulk insert never fails on a single lead.
+// database would refuse, so one bulk insert never fails on a single lead. The SQL finds every
+// (lead, campaign) fit set-based; the split between competing campaigns (`draft`) is in memory.
 import type { Tx } from "../db/client.ts";
 
 export interface AllocationResult {
@@ -12,43 +13,65 @@ export interface AllocationResult {
   unassigned: Record<string, number>;
 }
 
-const TIER_RANK = `case l.als_tier when 'hot' then 4 when 'warm' then 3 when 'cool' then 2 when 'cold' then 1 else 0 end`;
-const MIN_RANK = `case s.min_allocation_tier when 'hot' then 4 when 'warm' then 3 when 'cool' then 2 else 1 end`;
-
 /**
- * Campaigns that may take leads now, with their ICP and remaining room:
+ * Campaigns that may take leads now, with their ICP's fit criteria and remaining room:
  * room = min(daily_new_leads − started today, client's monthly quota − assigned this month).
  */
 const OPEN_CAMPAIGNS = `
-  open_campaigns as (
+  open_campaigns as materialized (
     select c.id as campaign_id, c.client_id, cl.competitor_domains,
-           coalesce(c.icp_id, (select i.id from public.icps i where i.client_id = c.client_id and i.approved_at is not null
-                               order by i.approved_at desc limit 1)) as icp_id,
+           i.countries, i.employee_min, i.employee_max,
+           (select coalesce(array_agg(lower(x)), '{}') from unnest(i.industries || i.adjacent_industries) x) as fit_industries,
            greatest(0, c.daily_new_leads - (select count(*) from public.lead_assignments a
                          where a.campaign_id = c.id and a.created_at >= date_trunc('day', now()))) as campaign_room,
            greatest(0, cl.monthly_lead_quota - (select count(*) from public.lead_assignments a
                          where a.client_id = c.client_id and a.created_at >= date_trunc('month', now()))) as client_room
     from public.campaigns c
     join public.clients cl on cl.id = c.client_id
+    join public.icps i on i.id = coalesce(c.icp_id, (select i2.id from public.icps i2
+                                 where i2.client_id = c.client_id and i2.approved_at is not null
+                                 order by i2.approved_at desc limit 1))
     where c.status = 'active' and cl.status in ('trialing', 'active') and not cl.emergency_paused
   )`;
 
-/** ICP fit of lead l (with company co) for campaign oc joined to its ICP i: country, industry, size. */
+/**
+ * The claimed leads with what fitting needs, the clients whose cool-off holds each lead, and the
+ * clients that suppressed it: each computed once per batch, then joined to every campaign.
+ */
+const LEAD_FACTS = `
+  leads as (
+    select l.id, l.als_score, l.country, l.company_domain, lower(co.industry) as industry, co.employee_count,
+           l.email_normalized, l.phone_e164, l.linkedin_key
+    from public.lead_pool l left join public.companies co on co.domain = l.company_domain
+    where l.id = any($1::uuid[])
+  ),
+  recent_ends as (
+    select x.lead_id, array_agg(distinct x.client_id) as clients
+    from public.lead_assignments x
+    where x.lead_id = any($1::uuid[])
+      and x.ended_at > now() - make_interval(days => (select cooloff_days from public.agency_settings where id))
+    group by x.lead_id
+  ),
+  client_suppressed as (
+    select su.client_id, l.id as lead_id from leads l join public.suppressions su on su.kind = 'email' and su.value = l.email_normalized where su.client_id is not null
+    union select su.client_id, l.id from leads l join public.suppressions su on su.kind = 'domain' and su.value = l.company_domain where su.client_id is not null
+    union select su.client_id, l.id from leads l join public.suppressions su on su.kind = 'phone' and su.value = l.phone_e164 where su.client_id is not null
+    union select su.client_id, l.id from leads l join public.suppressions su on su.kind = 'linkedin' and su.value = l.linkedin_key where su.client_id is not null
+  )`;
+
+/** ICP fit of lead l for open campaign oc: country, industry, size, competitor, the client's suppressions. */
 const FITS = `
-  (cardinality(i.countries) = 0 or l.country = any(i.countries))
-  and (cardinality(i.industries) = 0 or lower(co.industry) = any(select lower(x) from unnest(i.industries || i.adjacent_industries) x))
-  and (co.employee_count is null or i.employee_min is null or co.employee_count >= i.employee_min)
-  and (co.employee_count is null or i.employee_max is null or co.employee_count <= i.employee_max)
+  (cardinality(oc.countries) = 0 or l.country = any(oc.countries))
+  and (cardinality(oc.fit_industries) = 0 or l.industry = any(oc.fit_industries))
+  and (l.employee_count is null or oc.employee_min is null or l.employee_count >= oc.employee_min)
+  and (l.employee_count is null or oc.employee_max is null or l.employee_count <= oc.employee_max)
   and (l.company_domain is null or not (l.company_domain = any(oc.competitor_domains)))
-  and not exists (select 1 from public.suppressions su where su.client_id = oc.client_id and (
-        (su.kind = 'email' and su.value = l.email_normalized) or (su.kind = 'domain' and su.value = l.company_domain)
-        or (su.kind = 'phone' and su.value = l.phone_e164) or (su.kind = 'linkedin' and su.value = l.linkedin_key)))`;
+  and not exists (select 1 from client_suppressed cs where cs.client_id = oc.client_id and cs.lead_id = l.id)`;
 
 /** Another client's assignment of the lead ended inside the cool-off. */
-const IN_COOLOFF = `
-  exists (select 1 from public.lead_assignments x
-          where x.lead_id = l.id and x.client_id <> oc.client_id
-            and x.ended_at > now() - make_interval(days => s.cooloff_days))`;
+const IN_COOLOFF = `coalesce(exists (select 1 from unnest(re.clients) c where c <> oc.client_id), false)`;
+
+const TIERS = ["dead", "cold", "cool", "warm", "hot"];
 
 /**
  * Claims up to `limit` scored, unplaced leads (SKIP LOCKED: concurrent ticks take disjoint
@@ -62,35 +85,42 @@ export async function allocate(
   const [{ locked }] = await tx`select pg_try_advisory_xact_lock(hashtext('agency-os:allocator')) as locked`;
   if (!locked) return null;
 
+  const [settings] = await tx`select min_allocation_tier from public.agency_settings where id`;
+  // the fit query sorts leads × campaigns; keep that sort in memory
+  await tx`set local work_mem = '64MB'`;
   const claimed = await tx`
-    select l.id from public.lead_pool l
+    select l.id, l.als_gate, l.als_tier from public.lead_pool l
+    left join public.lead_allocation la on la.lead_id = l.id
     where l.status = 'scored'
-      and (l.allocation_checked_at is null or l.allocation_checked_at < now() - interval '1 day')
+      and (la.checked_at is null or la.checked_at < now() - interval '1 day')
       and not exists (select 1 from public.lead_assignments a where a.lead_id = l.id and a.ended_at is null)
       ${opts.leadIds ? tx`and l.id = any(${opts.leadIds}::uuid[])` : tx``}
     order by l.als_score desc nulls last, l.id
     limit ${opts.limit}
-    for update skip locked`;
-  const ids = claimed.map((r) => r.id as string);
-  if (ids.length === 0) return { considered: 0, assigned: 0, assignmentIds: [], unassigned: {} };
+    for update of l skip locked`;
+  if (claimed.length === 0) return { considered: 0, assigned: 0, assignmentIds: [], unassigned: {} };
 
-  // Every (lead, campaign) pair the database would accept, best leads first.
-  const pairs = await tx.unsafe(`
-    with s as (select cooloff_days, min_allocation_tier from public.agency_settings where id),
-    ${OPEN_CAMPAIGNS}
-    select l.id as lead_id, oc.campaign_id, oc.client_id, oc.campaign_room::int, oc.client_room::int
-    from public.lead_pool l
-    cross join s
-    left join public.companies co on co.domain = l.company_domain
-    join open_campaigns oc on oc.campaign_room > 0 and oc.client_room > 0
-    join public.icps i on i.id = oc.icp_id
-    where l.id = any($1::uuid[])
-      and l.als_gate is null and ${TIER_RANK} >= ${MIN_RANK}
-      and ${FITS}
-      and not ${IN_COOLOFF}
-    order by l.als_score desc, l.id, oc.campaign_id`, [ids]);
+  // A lead's own gate or tier rules it out for every campaign; the rest are matched to campaigns.
+  const reasonOf = new Map<string, string | null>();
+  const minRank = TIERS.indexOf(settings.min_allocation_tier);
+  const open: string[] = [];
+  for (const l of claimed) {
+    if (l.als_gate) reasonOf.set(l.id, `gated:${l.als_gate}`);
+    else if (TIERS.indexOf(l.als_tier ?? "dead") < minRank) reasonOf.set(l.id, "below_min_tier");
+    else open.push(l.id);
+  }
 
-  const chosen = draft(pairs as unknown as Pair[], Math.floor(Date.now() / 60_000));
+  // Every (lead, campaign) ICP fit, best leads first, flagged when the cool-off forbids it.
+  const fits = open.length === 0 ? [] : await tx.unsafe(`
+    with ${OPEN_CAMPAIGNS}, ${LEAD_FACTS}
+    select l.id as lead_id, oc.campaign_id, oc.client_id, oc.campaign_room::int, oc.client_room::int,
+           ${IN_COOLOFF} as cooling
+    from leads l
+    join open_campaigns oc on ${FITS}
+    left join recent_ends re on re.lead_id = l.id
+    order by l.als_score desc, l.id, oc.campaign_id`, [open]) as unknown as Array<Pair & { cooling: boolean }>;
+
+  const chosen = draft(fits.filter((f) => !f.cooling), Math.floor(Date.now() / 60_000));
   const inserted = chosen.length === 0 ? [] : await tx`
     insert into public.lead_assignments (lead_id, client_id, campaign_id)
     select * from unnest(${chosen.map((c) => c.lead_id)}::uuid[], ${chosen.map((c) => c.client_id)}::uuid[],
@@ -98,32 +128,26 @@ export async function allocate(
     returning id`;
   const assignmentIds = inserted.map((r) => r.id as string);
 
-  // Why each claimed lead that is still unplaced was left.
-  const reasons = await tx.unsafe(`
-    with s as (select cooloff_days, min_allocation_tier from public.agency_settings where id),
-    ${OPEN_CAMPAIGNS},
-    judged as (
-      select l.id,
-        case
-          when exists (select 1 from public.lead_assignments a where a.lead_id = l.id and a.ended_at is null) then null
-          when l.als_gate is not null then 'gated:' || l.als_gate
-          when ${TIER_RANK} < ${MIN_RANK} then 'below_min_tier'
-          when not exists (select 1 from open_campaigns oc join public.icps i on i.id = oc.icp_id where ${FITS}) then 'no_matching_campaign'
-          when not exists (select 1 from open_campaigns oc join public.icps i on i.id = oc.icp_id where ${FITS} and not ${IN_COOLOFF}) then 'in_cooloff'
-          else 'capacity_full'
-        end as reason
-      from public.lead_pool l
-      cross join s
-      left join public.companies co on co.domain = l.company_domain
-      where l.id = any($1::uuid[])
-    )
-    update public.lead_pool l set unassigned_reason = j.reason, allocation_checked_at = now()
-    from judged j where l.id = j.id
-    returning j.reason`, [ids]);
-  const unassigned: Record<string, number> = {};
-  for (const r of reasons) if (r.reason) unassigned[r.reason as string] = (unassigned[r.reason as string] ?? 0) + 1;
+  // Why each lead left unplaced was left: no campaign fits it, every fit is in its cool-off, or
+  // the campaigns it fits are full.
+  const placed = new Set(chosen.map((c) => c.lead_id));
+  const fitsOf = new Map<string, boolean[]>();
+  for (const f of fits) fitsOf.set(f.lead_id, [...(fitsOf.get(f.lead_id) ?? []), f.cooling]);
+  for (const id of open) {
+    if (placed.has(id)) reasonOf.set(id, null);
+    else if (!fitsOf.has(id)) reasonOf.set(id, "no_matching_campaign");
+    else if (fitsOf.get(id)!.every((cooling) => cooling)) reasonOf.set(id, "in_cooloff");
+    else reasonOf.set(id, "capacity_full");
+  }
+  const ids = [...reasonOf.keys()];
+  await tx`
+    insert into public.lead_allocation (lead_id, checked_at, reason)
+    select id, now(), reason from unnest(${ids}::uuid[], ${ids.map((id) => reasonOf.get(id) ?? null)}::text[]) as r (id, reason)
+    on conflict (lead_id) do update set checked_at = excluded.checked_at, reason = excluded.reason`;
 
-  return { considered: ids.length, assigned: assignmentIds.length, assignmentIds, unassigned };
+  const unassigned: Record<string, number> = {};
+  for (const reason of reasonOf.values()) if (reason) unassigned[reason] = (unassigned[reason] ?? 0) + 1;
+  return { considered: claimed.length, assigned: assignmentIds.length, assignmentIds, unassigned };
 }
 
 interface Pair {

@@ -57,8 +57,8 @@ async function assignmentsOf(leadIds: string[]) {
   return db()`select lead_id, client_id, campaign_id from public.lead_assignments where lead_id = any(${leadIds}::uuid[]) and ended_at is null`;
 }
 async function reasonsOf(leadIds: string[]) {
-  const rows = await db()`select id, unassigned_reason from public.lead_pool where id = any(${leadIds}::uuid[])`;
-  return new Map(rows.map((r) => [r.id as string, r.unassigned_reason as string | null]));
+  const rows = await db()`select lead_id, reason from public.lead_allocation where lead_id = any(${leadIds}::uuid[])`;
+  return new Map(rows.map((r) => [r.lead_id as string, r.reason as string | null]));
 }
 
 describe("allocator", () => {
