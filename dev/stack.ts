@@ -15,6 +15,10 @@ import { loadLocalSecrets, signLocalJwt, type LocalSecrets } from "./local-secre
 import { createQStashEmulator, type QStashEmulator } from "./qstash/emulator.ts";
 import { createRedisBridge, type RedisBridge } from "./redis-bridge.ts";
 import { ensureSchedules } from "./schedules.ts";
+import { createApifySandbox } from "./sandbox/apify.ts";
+import { createApolloSandbox } from "./sandbox/apollo.ts";
+import { createDataForSeoSandbox } from "./sandbox/dataforseo.ts";
+import { createSerperSandbox } from "./sandbox/serper.ts";
 
 export interface StackOptions {
   root: string;
@@ -109,6 +113,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   defaultEnv("QSTASH_NEXT_SIGNING_KEY", secrets.qstashNextSigningKey);
   defaultEnv("UPSTASH_REDIS_REST_URL", `${url}/redis`);
   defaultEnv("UPSTASH_REDIS_REST_TOKEN", secrets.redisToken);
+  // Providers without credentials talk to the sandbox servers below, in their wire formats.
+  const sandboxes = {
+    apollo: { env: "APOLLO_BASE_URL", key: "APOLLO_API_KEY", path: "/sandbox/apollo", base: "/api/v1" },
+    apify: { env: "APIFY_BASE_URL", key: "APIFY_TOKEN", path: "/sandbox/apify", base: "/v2" },
+    serper: { env: "SERPER_BASE_URL", key: "SERPER_API_KEY", path: "/sandbox/serper", base: "" },
+    dataforseo: { env: "DATAFORSEO_BASE_URL", key: "DATAFORSEO_LOGIN", path: "/sandbox/dataforseo", base: "" },
+  };
+  for (const s of Object.values(sandboxes)) {
+    if (!process.env[s.key]) defaultEnv(s.env, `${url}${s.path}${s.base}`);
+  }
   resetEnvCache();
 
   const qstash = createQStashEmulator({
@@ -128,6 +142,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const root = new Hono();
   root.route("/qstash", qstash.app);
   root.route("/redis", redis.app);
+  root.route("/sandbox/apollo", createApolloSandbox());
+  root.route("/sandbox/apify", createApifySandbox());
+  root.route("/sandbox/serper", createSerperSandbox());
+  root.route("/sandbox/dataforseo", createDataForSeoSandbox());
   root.route("/_dev", devRoutes(db, secrets.jwtSecret));
   root.get("/docs", (c) => c.html(docsHtml));
   root.get("/", (c) =>
