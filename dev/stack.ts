@@ -120,8 +120,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     serper: { env: "SERPER_BASE_URL", key: "SERPER_API_KEY", path: "/sandbox/serper", base: "" },
     dataforseo: { env: "DATAFORSEO_BASE_URL", key: "DATAFORSEO_LOGIN", path: "/sandbox/dataforseo", base: "" },
   };
-  for (const s of Object.values(sandboxes)) {
-    if (!process.env[s.key]) defaultEnv(s.env, `${url}${s.path}${s.base}`);
+  for (const [name, s] of Object.entries(sandboxes)) {
+    if (process.env[s.key]) continue;
+    defaultEnv(s.env, `${url}${s.path}${s.base}`);
+    // a sandbox has no rate limit of its own; the production default would only slow local runs
+    defaultEnv(`${name.toUpperCase()}_RATE_LIMIT`, "off");
   }
   resetEnvCache();
 

@@ -15,7 +15,7 @@ export interface FlowContext<I> {
   input: I;
   log: Logger;
   /** Queue this flow again, in the caller's transaction; deterministic per incoming message. */
-  continueLater(tx: Tx, input?: Record<string, unknown>): Promise<void>;
+  continueLater(tx: Tx, input?: Record<string, unknown>, delaySeconds?: number): Promise<void>;
 }
 
 export interface FlowResult {
@@ -62,8 +62,11 @@ export function createFlowFunction<S extends z.ZodTypeAny>(
       const result = await run({
         input: input.data,
         log: c.var.log,
-        continueLater: (tx, next) =>
-          enqueue(tx, topic, next ?? (input.data as Record<string, unknown>), { dedupKey: `${topic}:after:${messageKey}` }),
+        continueLater: (tx, next, delaySeconds) =>
+          enqueue(tx, topic, next ?? (input.data as Record<string, unknown>), {
+            dedupKey: `${topic}:after:${messageKey}`,
+            delaySeconds,
+          }),
       });
       await publishSoon(db());
       c.var.log.info("flow batch", { flow: name, ...result });

@@ -19,12 +19,13 @@ export async function enqueue(
 }
 
 /**
- * "Start flow X soon": one message per topic per minute however many producers ask, since the
- * flow itself chains until its work is done and a cron tick catches anything missed.
+ * "Start flow X": one message per producing batch (not per lead). Not deduplicated across
+ * batches: a kick dropped as a duplicate while the consumer was already past the new work would
+ * leave that work to the next cron tick. Consumers claim with SKIP LOCKED, so extra kicks that
+ * find nothing cost one empty step.
  */
 export function kick(tx: Tx, topic: string, payload: Record<string, unknown> = {}): Promise<void> {
-  const minute = Math.floor(Date.now() / 60_000);
-  return enqueue(tx, topic, payload, { dedupKey: `${topic}:${minute}` });
+  return enqueue(tx, topic, payload);
 }
 
 export interface PublishResult {
@@ -47,16 +48,19 @@ export async function publishOutbox(sql: Sql, limit = 200): Promise<PublishResul
     const rows = await tx`
       select id, topic, payload, dedup_key, extract(epoch from available_at)::bigint as not_before
       from public.outbox
-      where published_at is null and available_at <= now() and topic = any(${routed})
+      where published_at is null and topic = any(${routed})
       order by id
       limit ${limit}
       for update skip locked`;
     if (rows.length === 0) return { published: 0, skipped: skipped.count };
+    // a delayed row goes out now with QStash's not-before, so no one has to poll for it
+    const now = Math.floor(Date.now() / 1000);
     const messages = rows.map((r) => ({
       url: functionUrl(TOPIC_DESTINATIONS[r.topic]),
       body: { ...r.payload, outbox_id: Number(r.id), topic: r.topic },
       deduplicationId: r.dedup_key ?? `outbox-${r.id}`,
       retries: 5,
+      ...(Number(r.not_before) > now ? { notBefore: Number(r.not_before) } : {}),
     }));
     await qstash().batchJSON(messages);
     await tx`
