@@ -1,8 +1,10 @@
 // Upstash Redis REST bridge for local development: speaks the SRH (serverless-redis-http) wire contract
 // (POST /, /pipeline, /multi-exec) and forwards commands to a real redis-server via node-redis.
+// Like Upstash, it runs Lua scripts whose shebang declares flags redis-server 7.0 doesn't know.
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import { createClient, ErrorReply, MultiErrorReply, RESP_TYPES } from "redis";
 
 export interface RedisBridgeOptions {
@@ -46,6 +48,13 @@ const BLOCKING = new Set([
 
 const UNAVAILABLE = "SRH: Unable to connect to the Redis server";
 
+// Script shebang flags redis-server 7.0 knows; it refuses a script declaring any other. Upstash also
+// accepts flags such as `allow-key-locking`, which every @upstash/ratelimit script declares
+// (`#!lua flags=allow-key-locking`), so the bridge drops the flags Redis doesn't know, as Upstash would.
+const REDIS_SCRIPT_FLAGS = new Set(["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"]);
+// Bounds the original → rewritten sha map; a script is only rewritten once per distinct text.
+const MAX_SCRIPT_SHAS = 10_000;
+
 type Command = string[];
 type Json = null | number | string | Json[];
 
@@ -86,6 +95,95 @@ function parseCommand(raw: unknown): Command {
     if (typeof arg === "number" || typeof arg === "boolean") return String(arg);
     throw new BadRequest("ERR malformed command: arguments must be strings or numbers");
   });
+}
+
+/**
+ * The script with the shebang flags redis-server doesn't know removed, or undefined when Redis can
+ * take it as it is. `#!lua flags=allow-key-locking` becomes `#!lua`: still a shebang script (flag
+ * semantics, not eval-compat mode) like on Upstash, and the line count stays the same.
+ */
+export function stripUnknownScriptFlags(script: string): string | undefined {
+  if (!script.startsWith("#!")) return undefined;
+  const eol = script.indexOf("\n");
+  if (eol < 0) return undefined; // Redis reports the invalid shebang itself
+  const line = script.slice(0, eol);
+  if (/["'\\]/.test(line)) return undefined; // quoted shebang arguments: left to Redis as sent
+  const end = line.trimEnd();
+  const parts = end.split(/\s+/);
+  if (parts[0] !== "#!lua") return undefined;
+  let changed = false;
+  const kept = [parts[0]];
+  for (const part of parts.slice(1)) {
+    if (!part.startsWith("flags=")) {
+      kept.push(part); // an unknown option: Redis answers with its own error, as it should
+      continue;
+    }
+    const flags = part.slice("flags=".length).split(",");
+    const known = flags.filter((f) => REDIS_SCRIPT_FLAGS.has(f));
+    if (known.length === flags.length) {
+      kept.push(part);
+      continue;
+    }
+    changed = true;
+    if (known.length > 0) kept.push(`flags=${known.join(",")}`);
+  }
+  if (!changed) return undefined;
+  return kept.join(" ") + line.slice(end.length) + script.slice(eol);
+}
+
+function sha1(text: string): string {
+  return createHash("sha1").update(text, "utf8").digest("hex");
+}
+
+interface Prepared {
+  cmd: Command;
+  /** Turns Redis's reply into the one Upstash would give for the command as the client sent it. */
+  reply: (r: unknown) => unknown;
+}
+const asIs = (r: unknown) => r;
+
+/**
+ * Rewrites scripting commands so scripts whose shebang declares flags Redis doesn't know run anyway.
+ * Clients compute EVALSHA hashes over the script text they sent, so the sha of each rewritten script's
+ * original text maps to the sha Redis knows it by; an unmapped sha goes to Redis unchanged, whose
+ * NOSCRIPT makes the client (@upstash/ratelimit, @upstash/redis's Script) fall back to EVAL.
+ */
+function scriptRewriter() {
+  const shas = new Map<string, string>(); // sha1 of the text the client sent → sha1 of what Redis got
+
+  function rewrite(script: string): { script: string; originalSha?: string } {
+    const stripped = stripUnknownScriptFlags(script);
+    if (stripped === undefined) return { script };
+    const originalSha = sha1(script);
+    if (!shas.has(originalSha)) {
+      if (shas.size >= MAX_SCRIPT_SHAS) shas.delete(shas.keys().next().value as string);
+      shas.set(originalSha, sha1(stripped));
+    }
+    return { script: stripped, originalSha };
+  }
+  const mapSha = (sha: string) => shas.get(sha.toLowerCase()) ?? sha;
+
+  return function prepare(cmd: Command): Prepared {
+    const name = cmd[0].toUpperCase();
+    if ((name === "EVAL" || name === "EVAL_RO") && cmd.length > 1) {
+      const { script } = rewrite(cmd[1]);
+      return { cmd: script === cmd[1] ? cmd : [cmd[0], script, ...cmd.slice(2)], reply: asIs };
+    }
+    if ((name === "EVALSHA" || name === "EVALSHA_RO") && cmd.length > 1) {
+      return { cmd: [cmd[0], mapSha(cmd[1]), ...cmd.slice(2)], reply: asIs };
+    }
+    if (name === "SCRIPT" && cmd.length > 2) {
+      const sub = cmd[1].toUpperCase();
+      if (sub === "LOAD" && cmd.length === 3) {
+        const { script, originalSha } = rewrite(cmd[2]);
+        if (!originalSha) return { cmd, reply: asIs };
+        // Upstash answers with the sha of the script as sent, the one the client will EVALSHA.
+        return { cmd: [cmd[0], cmd[1], script], reply: () => Buffer.from(originalSha) };
+      }
+      if (sub === "EXISTS") return { cmd: [cmd[0], cmd[1], ...cmd.slice(2).map(mapSha)], reply: asIs };
+    }
+    return { cmd, reply: asIs };
+  };
 }
 
 function forbiddenError(cmd: Command): string | undefined {
@@ -150,6 +248,7 @@ export async function createRedisBridge(opts: RedisBridgeOptions): Promise<Redis
   });
 
   const available = () => !closed && client.isReady;
+  const prepareScripts = scriptRewriter();
 
   async function runOne(cmd: Command): Promise<unknown> {
     if (!isBlocking(cmd)) return client.sendCommand(cmd);
@@ -196,7 +295,8 @@ export async function createRedisBridge(opts: RedisBridgeOptions): Promise<Redis
       const denied = forbiddenError(cmd);
       if (denied) return c.json({ error: denied }, 400);
       if (!available()) return c.json({ error: UNAVAILABLE }, 500);
-      return c.json({ result: toJson(await runOne(cmd), base64) });
+      const { cmd: sent, reply } = prepareScripts(cmd);
+      return c.json({ result: toJson(reply(await runOne(sent)), base64) });
     } catch (err) {
       return failure(c, err);
     }
@@ -209,14 +309,15 @@ export async function createRedisBridge(opts: RedisBridgeOptions): Promise<Redis
       if (!available()) return c.json({ error: UNAVAILABLE }, 500);
       // Not atomic (as on Upstash). node-redis writes commands issued in the same tick as one batch
       // on the single connection, so order is preserved; a blocking command moves the batch aside.
+      const prepared = cmds.map(prepareScripts);
       const run = (cl: Client) =>
-        Promise.allSettled(cmds.map((cmd) => {
+        Promise.allSettled(cmds.map((cmd, i) => {
           const denied = forbiddenError(cmd);
-          return denied ? Promise.reject(new ErrorReply(denied)) : cl.sendCommand(cmd);
+          return denied ? Promise.reject(new ErrorReply(denied)) : cl.sendCommand(prepared[i].cmd);
         }));
       const settled = cmds.some(isBlocking) ? await withIsolated(run) : await run(client);
-      const out = settled.map((s) => {
-        if (s.status === "fulfilled") return { result: toJson(s.value, base64) };
+      const out = settled.map((s, i) => {
+        if (s.status === "fulfilled") return { result: toJson(prepared[i].reply(s.value), base64) };
         if (isRedisError(s.reason)) return { error: s.reason.message };
         throw s.reason; // lost connection mid-pipeline: the whole request fails with 500
       });
@@ -238,8 +339,9 @@ export async function createRedisBridge(opts: RedisBridgeOptions): Promise<Redis
       if (cmds.length === 0) return c.json([]);
       // node-redis queues MULTI, the commands and EXEC back-to-back on the connection, so other
       // requests can't interleave into the transaction.
+      const prepared = cmds.map(prepareScripts);
       const multi = client.multi();
-      for (const cmd of cmds) multi.addCommand(cmd);
+      for (const p of prepared) multi.addCommand(p.cmd);
       let replies: unknown[];
       try {
         replies = await multi.exec();
@@ -248,7 +350,8 @@ export async function createRedisBridge(opts: RedisBridgeOptions): Promise<Redis
         if (err instanceof MultiErrorReply) replies = err.replies;
         else throw err; // queue-time error (EXECABORT: transaction discarded) or connection loss
       }
-      return c.json(replies.map((r) => (r instanceof ErrorReply ? { error: r.message } : { result: toJson(r, base64) })));
+      return c.json(replies.map((r, i) =>
+        r instanceof ErrorReply ? { error: r.message } : { result: toJson(prepared[i].reply(r), base64) }));
     } catch (err) {
       return failure(c, err);
     }

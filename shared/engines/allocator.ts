@@ -5,6 +5,7 @@
 // database would refuse, so one bulk insert never fails on a single lead. The SQL finds every
 // (lead, campaign) fit set-based; the split between competing campaigns (`draft`) is in memory.
 import type { Tx } from "../db/client.ts";
+import { matching } from "./scorer.ts";
 
 export interface AllocationResult {
   considered: number;
@@ -21,7 +22,7 @@ const OPEN_CAMPAIGNS = `
   open_campaigns as materialized (
     select c.id as campaign_id, c.client_id, cl.competitor_domains,
            i.countries, i.employee_min, i.employee_max,
-           (select coalesce(array_agg(lower(x)), '{}') from unnest(i.industries || i.adjacent_industries) x) as fit_industries,
+           ${matching.normTerms("i.industries || i.adjacent_industries")} as fit_industries,
            greatest(0, c.daily_new_leads - (select count(*) from public.lead_assignments a
                          where a.campaign_id = c.id and a.created_at >= date_trunc('day', now()))) as campaign_room,
            greatest(0, cl.monthly_lead_quota - (select count(*) from public.lead_assignments a
@@ -40,7 +41,9 @@ const OPEN_CAMPAIGNS = `
  */
 const LEAD_FACTS = `
   leads as (
-    select l.id, l.als_score, l.country, l.company_domain, lower(co.industry) as industry, co.employee_count,
+    select l.id, l.als_score, l.country, l.company_domain,
+           ${matching.norm("coalesce(nullif(btrim(co.industry), ''), l.industry)")} as industry,
+           coalesce(co.employee_count, l.employee_count) as employee_count,
            l.email_normalized, l.phone_e164, l.linkedin_key
     from public.lead_pool l left join public.companies co on co.domain = l.company_domain
     where l.id = any($1::uuid[])
@@ -59,10 +62,13 @@ const LEAD_FACTS = `
     union select su.client_id, l.id from leads l join public.suppressions su on su.kind = 'linkedin' and su.value = l.linkedin_key where su.client_id is not null
   )`;
 
-/** ICP fit of lead l for open campaign oc: country, industry, size, competitor, the client's suppressions. */
+/**
+ * ICP fit of lead l for open campaign oc: country, industry (the ICP's or an adjacent one, matched
+ * as the scorer matches), size inside the range, not a competitor, not suppressed by the client.
+ */
 const FITS = `
   (cardinality(oc.countries) = 0 or l.country = any(oc.countries))
-  and (cardinality(oc.fit_industries) = 0 or l.industry = any(oc.fit_industries))
+  and (cardinality(oc.fit_industries) = 0 or ${matching.anyTermIn("l.industry", "oc.fit_industries")})
   and (l.employee_count is null or oc.employee_min is null or l.employee_count >= oc.employee_min)
   and (l.employee_count is null or oc.employee_max is null or l.employee_count <= oc.employee_max)
   and (l.company_domain is null or not (l.company_domain = any(oc.competitor_domains)))

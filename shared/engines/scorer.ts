@@ -139,6 +139,12 @@ const normTerms = (arr: string) => `array(select t from (select ${norm("x")} as 
 
 /** Some term occurs in the text. */
 const anyTermIn = (text: string, terms: string) => `exists (select 1 from unnest(${terms}) t where strpos(${text}, t) > 0)`;
+
+/**
+ * The scorer's matching, for other engines that must agree with it (the allocator's ICP fit):
+ * normalise a text and a text[] the same way, then test whole-word containment.
+ */
+export const matching = { norm, normTerms, anyTermIn };
 /** Some term occurs in some text of the array. */
 const anyTermInAny = (terms: string, texts: string) =>
   `exists (select 1 from unnest(${terms}) t, unnest(${texts}) h where strpos(h, t) > 0)`;

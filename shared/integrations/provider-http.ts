@@ -457,63 +457,16 @@ function localLimit(id: string, rl: RateLimitSpec): LimitAnswer {
   return { success: true, reset: now + span };
 }
 
-// @upstash/ratelimit's Lua scripts start with `#!lua flags=allow-key-locking`, a flag Upstash accepts
-// and a plain redis-server (self-hosted behind SRH, or the local bridge) rejects. On exactly that error
-// the limiter switches, for that Redis, to the same scripts without the shebang line.
-const flagless = new WeakSet<Redis>();
-const flaglessSha = new Map<string, string>(); // sha of the library's script → sha of the flagless one
-
-function isShebangFlagError(err: unknown): boolean {
-  return /unexpected flag in script shebang|unknown lua shebang/i.test(err instanceof Error ? err.message : String(err));
-}
-
-async function sha1Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-type EvalFn = (script: string, keys: string[], args: unknown[]) => Promise<unknown>;
-
-function scriptCompatible(redis: Redis): Redis {
-  const evalsha = redis.evalsha.bind(redis) as unknown as EvalFn;
-  const evalScript = redis.eval.bind(redis) as unknown as EvalFn;
-  const withoutFlags = {
-    // Unknown hash: a NOSCRIPT makes the library send the script itself, which eval below strips.
-    evalsha: (hash: string, keys: string[], args: unknown[]) => {
-      const sha = flaglessSha.get(hash);
-      return sha ? evalsha(sha, keys, args) : Promise.reject(new Error("NOSCRIPT flagless script not loaded yet"));
-    },
-    eval: async (script: string, keys: string[], args: unknown[]) => {
-      const body = script.replace(/^#!lua[^\n]*\n/, "");
-      flaglessSha.set(await sha1Hex(script), await sha1Hex(body));
-      return evalScript(body, keys, args);
-    },
-  };
-  const wrap = (name: "evalsha" | "eval", native: EvalFn) => async (first: string, keys: string[], args: unknown[]) => {
-    if (flagless.has(redis)) return withoutFlags[name](first, keys, args);
-    try {
-      return await native(first, keys, args);
-    } catch (err) {
-      if (!isShebangFlagError(err)) throw err;
-      flagless.add(redis);
-      logOnce("redis:flagless", "info", "provider calls: this Redis rejects Upstash's Lua script flags; the shared rate limit runs its scripts without them");
-      return withoutFlags[name](first, keys, args);
-    }
-  };
-  const overrides = { evalsha: wrap("evalsha", evalsha), eval: wrap("eval", evalScript) };
-  return new Proxy(redis, {
-    get: (target, prop, receiver) =>
-      prop === "evalsha" || prop === "eval" ? overrides[prop] : Reflect.get(target, prop, receiver),
-  });
-}
-
+// The library's Lua scripts begin with `#!lua flags=allow-key-locking`, which Upstash accepts and a plain
+// redis-server 7.0 rejects; locally dev/redis-bridge.ts rewrites that shebang the way Upstash accepts it,
+// so nothing here works around it. A Redis that refuses the scripts just gets the per-process limiter.
 const limiters = new WeakMap<ProviderSpec, { redis: Redis; limiter: Ratelimit }>();
 
 function sharedLimiter(spec: ProviderSpec, redis: Redis, rl: RateLimitSpec): Ratelimit {
   const existing = limiters.get(spec);
   if (existing && existing.redis === redis) return existing.limiter;
   const limiter = new Ratelimit({
-    redis: scriptCompatible(redis),
+    redis,
     limiter: (rl.algorithm ?? "sliding") === "fixed"
       ? Ratelimit.fixedWindow(rl.limit, rl.window)
       : Ratelimit.slidingWindow(rl.limit, rl.window),

@@ -67,8 +67,13 @@ $$;
 
 create function pg_temp.event_json(e public.events) returns jsonb
 language sql stable as $$ select to_jsonb(e) - 'id' - 'occurred_at' $$;
+-- The outbox fields the status trigger is responsible for (later columns, e.g. the publisher's
+-- dedup_key and destination, are not its business).
 create function pg_temp.outbox_json(o public.outbox) returns jsonb
-language sql stable as $$ select to_jsonb(o) - 'id' - 'created_at' - 'available_at' $$;
+language sql stable as $$
+  select jsonb_build_object('topic', o.topic, 'client_id', o.client_id, 'payload', o.payload,
+                            'published_at', o.published_at, 'attempts', o.attempts, 'last_error', o.last_error)
+$$;
 
 -- Who acts: a JWT subject (p_sub), a pipeline's app.actor_id / app.actor_role, and app.reason.
 create function pg_temp.set_actor(p_sub uuid, p_actor uuid, p_role text, p_reason text) returns void

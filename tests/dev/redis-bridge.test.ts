@@ -5,8 +5,11 @@ import { Hono } from "hono";
 import { serve, type ServerType } from "@hono/node-server";
 import { createServer, type AddressInfo } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { Redis, errors } from "@upstash/redis";
-import { createRedisBridge } from "../../dev/redis-bridge.ts";
+import { Ratelimit } from "@upstash/ratelimit";
+import { createClient } from "redis";
+import { createRedisBridge, stripUnknownScriptFlags } from "../../dev/redis-bridge.ts";
 
 const { UpstashError } = errors;
 const TOKEN = "test-token-" + Math.random().toString(36).slice(2);
@@ -174,6 +177,119 @@ describe("redis bridge (redis-server up)", () => {
     const pipe = (await (await post(`${base}/pipeline`, [["SUBSCRIBE", "ch"], ["PING"]])).json()) as Array<{ result?: unknown; error?: string }>;
     expect(pipe[0].error).toMatch(/not available/);
     expect(pipe[1]).toEqual({ result: "PONG" });
+  });
+
+  describe("Lua scripts with shebang flags redis-server 7.0 doesn't know", () => {
+    const sha1 = (s: string) => createHash("sha1").update(s, "utf8").digest("hex");
+    // Straight to redis-server, not through the bridge: proves where the counters live.
+    const direct = createClient({ url: "redis://127.0.0.1:6379" });
+    beforeAll(async () => {
+      await direct.connect();
+    });
+    afterAll(async () => {
+      await direct.close();
+    });
+
+    // Stay clear of a window boundary so all four calls land in the same window.
+    async function startOfQuietWindow(ms: number) {
+      const into = Date.now() % ms;
+      if (into > ms * 0.7) await new Promise((r) => setTimeout(r, ms - into + 20));
+    }
+
+    it("the real @upstash/ratelimit (sliding and fixed window) limits through the bridge, counting in redis-server", async () => {
+      for (const [name, limiter, counted] of [
+        ["sliding", Ratelimit.slidingWindow(3, "10 s"), "3"], // refused calls don't count
+        ["fixed", Ratelimit.fixedWindow(3, "10 s"), "5"], // INCR first, then compare: refused calls count
+      ] as const) {
+        // Fresh clients: nothing cached, so the first EVALSHA gets NOSCRIPT and the library EVALs.
+        const prefix = `${P}rl:${name}`;
+        const rl = new Ratelimit({
+          redis: new Redis({ url: base, token: TOKEN, retry: false, enableTelemetry: false }),
+          limiter, prefix, analytics: false, ephemeralCache: false,
+        });
+        await startOfQuietWindow(10_000);
+        const results = [];
+        for (let i = 0; i < 4; i++) results.push(await rl.limit("user"));
+        expect(results.map((r) => r.success), name).toEqual([true, true, true, false]);
+        expect(results.every((r) => r.reason === undefined), name).toBe(true); // no timeout pass-through
+        expect(results.map((r) => r.remaining), name).toEqual([2, 1, 0, 0]);
+
+        // A second client (another instance) shares the count and is refused too.
+        const other = new Ratelimit({
+          redis: new Redis({ url: base, token: TOKEN, retry: false, enableTelemetry: false }),
+          limiter, prefix, analytics: false, ephemeralCache: false,
+        });
+        expect((await other.limit("user")).success, name).toBe(false);
+
+        const keys = await direct.keys(`${prefix}:user:*`);
+        expect(keys, name).toHaveLength(1);
+        expect(await direct.get(keys[0]), name).toBe(counted);
+      }
+    });
+
+    it("EVAL strips unknown flags; EVALSHA / SCRIPT EXISTS of the original sha then work; unknown sha → NOSCRIPT", async () => {
+      const script = `#!lua flags=allow-key-locking\nreturn {ARGV[1], '${P}'}`;
+      const sha = sha1(script);
+      // Before the bridge has seen the script its original sha is unknown: NOSCRIPT, as the client expects.
+      const before = await post(base, ["EVALSHA", sha, "0", "a"]);
+      expect(before.status).toBe(400);
+      expect(((await before.json()) as { error: string }).error).toMatch(/^NOSCRIPT/);
+      await expect(redis.evalsha(sha, [], ["a"])).rejects.toThrow(/NOSCRIPT/);
+
+      expect(await redis.eval(script, [], ["x"])).toEqual(["x", P]);
+      expect(await redis.evalsha(sha, [], ["y"])).toEqual(["y", P]);
+      expect(await redis.evalsha(sha.toUpperCase(), [], ["z"])).toEqual(["z", P]);
+      expect(await (await post(base, ["EVALSHA_RO", sha, "0", "ro"])).json()).toEqual({ error: "ERR Can not execute a script with write flag using *_ro command." }); // still a flagged (shebang) script
+      expect(await redis.scriptExists(sha, "0".repeat(40))).toEqual([1, 0]);
+
+      // pipeline and multi-exec get the same treatment
+      const pipe = (await (await post(`${base}/pipeline`, [
+        ["EVAL", script, "0", "p1"], ["EVALSHA", sha, "0", "p2"], ["EVALSHA", "f".repeat(40), "0"], ["SCRIPT", "EXISTS", sha],
+      ])).json()) as Array<{ result?: unknown; error?: string }>;
+      expect(pipe[0]).toEqual({ result: ["p1", P] });
+      expect(pipe[1]).toEqual({ result: ["p2", P] });
+      expect(pipe[2].error).toMatch(/^NOSCRIPT/);
+      expect(pipe[3]).toEqual({ result: [1] });
+      const tx = redis.multi();
+      tx.evalsha(sha, [], ["m"]);
+      tx.eval(script, [], ["n"]);
+      expect(await tx.exec()).toEqual([["m", P], ["n", P]]);
+    });
+
+    it("SCRIPT LOAD answers the original sha; @upstash/redis's Script falls back from NOSCRIPT to EVAL", async () => {
+      const loaded = `#!lua flags=allow-key-locking\nreturn 'loaded ${P}'`;
+      expect(await redis.scriptLoad(loaded)).toBe(sha1(loaded));
+      expect(await redis.evalsha(sha1(loaded), [], [])).toBe(`loaded ${P}`);
+      const pipe = (await (await post(`${base}/pipeline`, [["SCRIPT", "LOAD", loaded]])).json()) as Array<{ result?: unknown }>;
+      expect(pipe).toEqual([{ result: sha1(loaded) }]);
+
+      const s = redis.createScript<string>(`#!lua flags=allow-key-locking\nredis.call('SET', KEYS[1], ARGV[1])\nreturn redis.call('GET', KEYS[1])`);
+      expect(await s.exec([`${P}script`], ["v1"])).toBe("v1"); // EVALSHA → NOSCRIPT → EVAL
+      expect(await s.exec([`${P}script`], ["v2"])).toBe("v2"); // EVALSHA of the original sha
+      expect(await direct.get(`${P}script`)).toBe("v2");
+    });
+
+    it("keeps the flags redis-server knows and leaves other scripts alone", async () => {
+      // no-writes survives the rewrite: the write is refused by Redis
+      const ro = `#!lua flags=no-writes,allow-key-locking\nreturn redis.call('SET', KEYS[1], 'x')`;
+      await expect(redis.eval(ro, [`${P}ro`], [])).rejects.toThrow(/Write commands are not allowed from read-only scripts/);
+      expect(await direct.exists(`${P}ro`)).toBe(0);
+      expect(await redis.eval(`#!lua flags=no-writes,allow-key-locking\nreturn redis.call('GET', KEYS[1])`, [`${P}script`], [])).toBe("v2");
+
+      expect(stripUnknownScriptFlags("return 1")).toBeUndefined();
+      expect(stripUnknownScriptFlags("#!lua\nreturn 1")).toBeUndefined();
+      expect(stripUnknownScriptFlags("#!lua flags=no-writes,allow-oom\nreturn 1")).toBeUndefined();
+      expect(stripUnknownScriptFlags("#!lua flags=allow-key-locking\nreturn 1")).toBe("#!lua\nreturn 1");
+      expect(stripUnknownScriptFlags("#!lua flags=allow-key-locking\r\nreturn 1")).toBe("#!lua\r\nreturn 1");
+      expect(stripUnknownScriptFlags("#!lua flags=no-writes,allow-key-locking,allow-stale\nreturn 1"))
+        .toBe("#!lua flags=no-writes,allow-stale\nreturn 1");
+      // not Lua, no newline, or an unknown option: Redis gives its own answer
+      expect(stripUnknownScriptFlags("#!js flags=allow-key-locking\nreturn 1")).toBeUndefined();
+      expect(stripUnknownScriptFlags("#!lua flags=allow-key-locking")).toBeUndefined();
+      expect(stripUnknownScriptFlags("#!lua name=x flags=allow-key-locking\nreturn 1")).toBe("#!lua name=x\nreturn 1");
+      const unknownOption = await post(base, ["EVAL", "#!lua name=x flags=allow-key-locking\nreturn 1", "0"]);
+      expect(((await unknownOption.json()) as { error: string }).error).toMatch(/Unknown lua shebang option: name=x/);
+    });
   });
 
   it("auth: wrong token → 401, missing/malformed → 400", async () => {
