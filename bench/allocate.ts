@@ -2,7 +2,7 @@
 // competing clients, against a bare INSERT … SELECT of the very same assignments into the same
 // table (same triggers) in the same run.
 import postgres from "postgres";
-import { allocate } from "../shared/engines/allocator.ts";
+import { allocate, ALLOCATION_BATCH } from "../shared/engines/allocator.ts";
 import { timed } from "./db.ts";
 
 const INDUSTRIES = ["software", "fintech", "health", "retail", "logistics"];
@@ -59,7 +59,7 @@ async function runAllocator(sql: postgres.Sql, batch: number): Promise<number> {
 
 export async function benchAllocate(opts: { databaseUrl: string; rows: number; batch?: number }) {
   const sql = postgres(opts.databaseUrl, { max: 1, prepare: false, onnotice: () => {} });
-  const batch = opts.batch ?? 20_000;
+  const batch = opts.batch ?? ALLOCATION_BATCH; // as the flow runs it
   try {
     await seed(sql, opts.rows);
     await runAllocator(sql, batch); // warm-up, and the assignments the baseline will insert

@@ -2,12 +2,10 @@
 // allocator, then the new assignments scored against their client's ICP. Invoked by QStash.
 import { z } from "@hono/zod-openapi";
 import { asService } from "../../shared/db/client.ts";
-import { allocate } from "../../shared/engines/allocator.ts";
+import { allocate, ALLOCATION_BATCH } from "../../shared/engines/allocator.ts";
 import { rescoreAssignments } from "../../shared/engines/scorer.ts";
 import { createFlowFunction } from "../../shared/flows/flow-app.ts";
 import { serveFunction } from "../../shared/http/serve.ts";
-
-const BATCH = 2_000;
 
 const app = createFlowFunction(
   "flow-allocation",
@@ -16,7 +14,7 @@ const app = createFlowFunction(
   z.object({ limit: z.number().int().min(1).max(20_000).optional() }),
   async ({ input, continueLater }) =>
     await asService({ role: "service:allocator", reason: "allocated by ICP fit" }, async (tx) => {
-      const limit = input.limit ?? BATCH;
+      const limit = input.limit ?? ALLOCATION_BATCH;
       const result = await allocate(tx, { limit });
       if (!result) {
         // another allocator holds the lock and may have claimed before the newest leads were

@@ -10,7 +10,7 @@ create table public.lead_allocation (
   checked_at timestamptz not null default now(),
   reason text
 );
-comment on table public.lead_allocation is 'The allocator''s last look at a scored lead: when, and why it was left unplaced (null reason = placed).';
+comment on table public.lead_allocation is 'Why the allocator left a scored lead unplaced at its last look, and when; a placed lead has no row (its active assignment says it).';
 comment on column public.lead_allocation.reason is 'gated:<gate>, below_min_tier, no_matching_campaign, in_cooloff or capacity_full.';
 create index lead_allocation_checked_at_idx on public.lead_allocation (checked_at);
 alter table public.lead_allocation enable row level security;

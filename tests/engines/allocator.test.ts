@@ -58,7 +58,9 @@ async function assignmentsOf(leadIds: string[]) {
 }
 async function reasonsOf(leadIds: string[]) {
   const rows = await db()`select lead_id, reason from public.lead_allocation where lead_id = any(${leadIds}::uuid[])`;
-  return new Map(rows.map((r) => [r.lead_id as string, r.reason as string | null]));
+  const byLead = new Map(rows.map((r) => [r.lead_id as string, r.reason as string | null]));
+  // a placed lead has no verdict row
+  return new Map(leadIds.map((id) => [id, byLead.get(id) ?? null]));
 }
 
 describe("allocator", () => {

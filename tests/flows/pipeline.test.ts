@@ -120,8 +120,12 @@ describe("the pipeline, driven by QStash", () => {
       const [r] = await sql`select count(*)::int as n from public.lead_pool where id = any(${all}::uuid[]) and status = 'scored'`;
       return r.n === all.length;
     });
-    await until("the allocator's verdict on every lead", async () => {
-      const [r] = await sql`select count(*)::int as n from public.lead_allocation where lead_id = any(${all}::uuid[])`;
+    await until("every lead placed or given the reason it was not", async () => {
+      const [r] = await sql`
+        select count(*)::int as n from public.lead_pool l
+        where l.id = any(${all}::uuid[])
+          and (exists (select 1 from public.lead_assignments a where a.lead_id = l.id and a.ended_at is null)
+               or exists (select 1 from public.lead_allocation la where la.lead_id = l.id))`;
       return r.n === all.length;
     });
 
