@@ -186,8 +186,20 @@ function isCountryCode(code: string): boolean {
   return isSupportedCountry(code) || EXTRA_CODES.has(code);
 }
 
+const countryMemo = new Map<string, string | null>();
+
 /** "au", "AU", "Australia", "United Kingdom", "UK" → ISO-2; null when not recognised. */
 export function normalizeCountry(raw: string): string | null {
+  // a file repeats a handful of spellings thousands of times
+  let code = countryMemo.get(raw);
+  if (code === undefined) {
+    code = countryOf(raw);
+    if (countryMemo.size < 1_000) countryMemo.set(raw, code);
+  }
+  return code;
+}
+
+function countryOf(raw: string): string | null {
   const v = raw.trim();
   if (/^[A-Za-z]{2}$/.test(v)) {
     const code = v.toUpperCase();
@@ -199,24 +211,30 @@ export function normalizeCountry(raw: string): string | null {
 
 // ---- phones ------------------------------------------------------------------------------------
 
+const E164 = /^\+[1-9][0-9]{6,14}$/;
+
 /** A phone in any common format → E.164 and its country, using the row's country as default. */
 export function normalizePhone(raw: string, country: string | null): { e164: string; country: string | null } | { error: string } {
   const defaultCountry = country && isSupportedCountry(country) ? (country as CountryCode) : undefined;
   // Parsing the whole text as the number is much cheaper than searching the text for one; only
   // when that fails (a label around it, say) search.
   let parsed = parsePhoneNumberFromString(raw, { defaultCountry, extract: false }) ?? parsePhoneNumberFromString(raw, defaultCountry);
-  if (!parsed?.isValid()) {
+  let valid = parsed?.isValid() ?? false;
+  if (!valid) {
     // Spreadsheets drop the "+": "61412345678" is +61 412 345 678 when it is not a national number.
     const digits = raw.replace(/[\s().-]/g, "");
     if (/^[1-9][0-9]{7,14}$/.test(digits)) {
       const international = parsePhoneNumberFromString(`+${digits}`);
-      if (international?.isValid()) parsed = international;
+      if (international?.isValid()) [parsed, valid] = [international, true];
     }
   }
   if (!parsed) {
     return { error: !defaultCountry && !raw.trim().startsWith("+") ? "no country code: write it as +<code> … or give the row a country" : "not a phone number" };
   }
-  if (!parsed.isValid()) return { error: `not a valid ${parsed.country ?? "+" + parsed.countryCallingCode} phone number` };
+  if (!valid) return { error: `not a valid ${parsed.country ?? "+" + parsed.countryCallingCode} phone number` };
+  // Valid short numbers (a 4-digit German extension, say) are not a number to call, and the pool
+  // only takes full ones (lead_pool.phone_e164: + and 7 to 15 digits).
+  if (!E164.test(parsed.number)) return { error: "too short for a full international number" };
   return { e164: parsed.number, country: parsed.country ?? null };
 }
 

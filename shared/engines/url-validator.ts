@@ -11,7 +11,8 @@ const LINKEDIN_HOST = /^(?:(?:www|m|[a-z]{2})\.)?linkedin\.com$/;
 // LinkedIn's custom profile URLs are letters, digits and hyphens (3–100 long); older and
 // generated ones also carry underscores, dots and non-Latin letters, so allow those and 2 chars.
 const LINKEDIN_SLUG = /^[\p{L}\p{N}_.-]{2,100}$/u;
-// One DNS label, and a domain whose TLD is letters only (the companies.domain check insists too).
+const ASCII_SLUG = /^[a-z0-9_.-]{2,100}$/; // what encodeURIComponent leaves as it is
+// A DNS name whose top-level label is letters only (as the companies.domain check insists).
 const DOMAIN = /^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
 /** Splits "scheme://host/path" by hand: faster than URL and never "fixes" what it is given. */
@@ -42,9 +43,10 @@ export function normalizeLinkedInUrl(raw: string): LinkedInResult {
     return { error: "not a profile URL (/in/<name>)" };
   }
   if (!segments[1]) return { error: "the profile name is missing after /in/" };
-  let slug: string;
+  let slug = segments[1].toLowerCase();
+  if (ASCII_SLUG.test(slug)) return { key: LINKEDIN_PREFIX + slug }; // the usual case, nothing to decode
   try {
-    slug = decodeURIComponent(segments[1]).toLowerCase();
+    slug = decodeURIComponent(slug).toLowerCase();
   } catch {
     return { error: "the profile name is not valid percent-encoding" };
   }
@@ -66,8 +68,8 @@ export function normalizeWebsite(raw: string): WebsiteResult {
 }
 
 // Reserved for documentation and testing (RFC 2606, RFC 6761): never a real company.
-const RESERVED_TLDS = ["test", "invalid", "localhost", "example"];
-const RESERVED_DOMAINS = ["example.com", "example.org", "example.net"];
+const RESERVED_TLDS = new Set(["test", "invalid", "localhost", "example"]);
+const RESERVED_DOMAINS = new Set(["example.com", "example.org", "example.net"]);
 // What people type into a required form field when they have nothing real to give. Small on
 // purpose: every entry is a domain where a B2B lead's address is, in practice, never genuine
 // (email.com is a real mailbox provider, but in imported lead data it is the classic filler).
@@ -77,24 +79,24 @@ const FILLER_DOMAINS = new Set([
 ]);
 // Hosts of domain parking and for-sale marketplaces: a lead's "company site" on one of these is
 // a parked domain, not a business.
-const PARKING_HOSTS = [
-  "sedoparking.com", "sedo.com", "parkingcrew.net", "bodis.com", "dan.com", "afternic.com",
-  "hugedomains.com", "above.com", "parklogic.com", "undeveloped.com", "domainmarket.com",
-  "buydomains.com", "uniregistry.com", "parked.com", "smartname.com",
-];
+const PARKING_HOSTS = new Set([
+  "sedoparking.com", "parkingcrew.net", "bodis.com", "dan.com", "afternic.com", "hugedomains.com",
+  "above.com", "parklogic.com", "undeveloped.com", "domainmarket.com", "buydomains.com",
+]);
 
-function isOrUnder(domain: string, base: string): boolean {
-  return domain === base || domain.endsWith(`.${base}`);
-}
-
-/** Whether a (normalised, lower-case) domain is usable, a placeholder, or a parking host. */
+/** Whether a domain is usable, a placeholder, or a parking host (subdomains count as their parent). */
 export function classifyDomain(domain: string): DomainClass {
-  const d = domain.trim().toLowerCase().replace(/\.$/, "");
-  const tld = d.slice(d.lastIndexOf(".") + 1);
-  if (RESERVED_TLDS.includes(tld) || d === tld) return "placeholder";
-  if (RESERVED_DOMAINS.some((base) => isOrUnder(d, base))) return "placeholder";
-  if (FILLER_DOMAINS.has(d.replace(/^www\./, ""))) return "placeholder";
-  if (PARKING_HOSTS.some((base) => isOrUnder(d, base))) return "parked";
+  // the callers' domains are normalised already; anything else is normalised here
+  const d = /[A-Z\s]|\.$/.test(domain) ? domain.trim().toLowerCase().replace(/\.$/, "") : domain;
+  const lastDot = d.lastIndexOf(".");
+  if (lastDot < 0 || RESERVED_TLDS.has(d.slice(lastDot + 1))) return "placeholder";
+  if (FILLER_DOMAINS.has(d.startsWith("www.") ? d.slice(4) : d)) return "placeholder";
+  // the domain and each parent of it: a.b.example.com, b.example.com, example.com
+  for (let from = 0; from < lastDot; from = d.indexOf(".", from) + 1) {
+    const suffix = from === 0 ? d : d.slice(from);
+    if (RESERVED_DOMAINS.has(suffix)) return "placeholder";
+    if (PARKING_HOSTS.has(suffix)) return "parked";
+  }
   return "ok";
 }
 

@@ -66,7 +66,15 @@ export async function handleError(err: unknown, c: Context<AppEnv>, functionName
  * app.get("/", (c) => c.json({ ok: true }));   // serves GET /health
  * ```
  */
-export function createFunctionApp(name: string, info: { title: string; description?: string }): App {
+export function createFunctionApp(
+  name: string,
+  info: {
+    title: string;
+    description?: string;
+    /** Requests whose body the route reads as a stream (an import file): exempt from the body limit. */
+    streamedBody?: (method: string, path: string) => boolean;
+  },
+): App {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (!result.success) throw validationError(result.error as ZodError, result.target);
@@ -86,15 +94,14 @@ export function createFunctionApp(name: string, info: { title: string; descripti
       ms: Math.round((performance.now() - started) * 10) / 10,
     });
   });
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: env().MAX_BODY_BYTES,
-      onError: () => {
-        throw new AppError("payload_too_large", `the request body is larger than ${env().MAX_BODY_BYTES} bytes`);
-      },
-    }),
-  );
+  const limit = bodyLimit({
+    maxSize: env().MAX_BODY_BYTES,
+    onError: () => {
+      throw new AppError("payload_too_large", `the request body is larger than ${env().MAX_BODY_BYTES} bytes`);
+    },
+  });
+  // bodyLimit buffers a chunked body to measure it: a streamed upload must not pass through it
+  app.use("*", (c, next) => (info.streamedBody?.(c.req.method, c.req.path) ? next() : limit(c, next)));
   app.onError((err, c) => handleError(err, c, name));
   app.notFound((c) => c.json(errorBody("not_found", `no route ${c.req.method} ${c.req.path}`), 404));
 
