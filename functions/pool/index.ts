@@ -4,7 +4,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireUser } from "../../shared/auth/caller.ts";
 import { env } from "../../shared/config/env.ts";
-import { asService, asUser, type Tx } from "../../shared/db/client.ts";
+import { asService, asUser, db, type Tx } from "../../shared/db/client.ts";
+import { enqueue, kick, publishSoon } from "../../shared/flows/outbox.ts";
 import { ImportConflictError, importStream, type ImportFormat } from "../../shared/engines/pool-import.ts";
 import { createFunctionApp } from "../../shared/http/app.ts";
 import { AppError } from "../../shared/http/errors.ts";
@@ -286,6 +287,11 @@ app.openapi(
       throw err;
     }
     const done = iso((await asUser(caller.claims, (tx) => getImport(tx, id)))!) as ImportRow;
+    if ((done.accepted as number) > 0) {
+      // the new leads start through the pipeline now rather than at the next cron tick
+      await asService({ role: "service:pool", reason: "imported" }, (tx) => kick(tx, "flow.enrichment"));
+      await publishSoon(db());
+    }
     if (done.status === "failed") {
       throw new AppError("bad_request", `the file could not be imported: ${done.error}`, { import: done });
     }
@@ -365,6 +371,99 @@ app.openapi(
     const filters = c.req.valid("query");
     const [row] = await asUser(c.var.caller!.claims, (tx) => tx`select count(*)::int as count from public.lead_pool l ${poolWhere(tx, filters)}`);
     return c.json({ count: row.count as number }, 200);
+  },
+);
+
+// ---- Apollo pool population runs -------------------------------------------------------------------
+
+const RunSchema = z
+  .object({
+    id: z.string().uuid(),
+    icp_id: z.string().uuid(),
+    status: z.enum(["running", "paused", "completed", "failed"]),
+    next_page: z.number().int(),
+    max_pages: z.number().int(),
+    total_entries: z.number().int().nullable(),
+    people_seen: z.number().int(),
+    people_added: z.number().int(),
+    stop_reason: z.string().nullable(),
+    started_at: z.string(),
+    finished_at: z.string().nullable(),
+  })
+  .openapi("PopulationRun");
+const RUN_COLUMNS = ["id", "icp_id", "status", "next_page", "max_pages", "total_entries", "people_seen", "people_added",
+  "stop_reason", "started_at", "finished_at"];
+
+app.post("/population-runs", idempotent("pool"));
+app.openapi(
+  createRoute({
+    method: "post", path: "/population-runs", summary: "Start filling the pool from Apollo people search for an ICP", security,
+    request: {
+      headers: IdempotencyHeader,
+      body: {
+        required: true,
+        content: {
+          "application/json": {
+            schema: z.object({
+              icp_id: z.string().uuid(),
+              max_pages: z.number().int().min(1).max(500).default(500).openapi({ description: "Pages of 100 people, at most" }),
+            }).strict(),
+          },
+        },
+      },
+    },
+    responses: { 201: json(RunSchema, "The run, started"), ...errorResponses(400, 401, 403, 404) },
+  }),
+  async (c) => {
+    const { icp_id, max_pages } = c.req.valid("json");
+    const run = await asService({ role: "service:pool", id: c.var.caller!.userId, reason: "population run started" }, async (tx) => {
+      const [icp] = await tx`select id from public.icps where id = ${icp_id}`;
+      if (!icp) throw new AppError("not_found", "ICP not found", [{ field: "icp_id", message: "no such ICP" }]);
+      const [row] = await tx`insert into public.pool_population_runs (icp_id, max_pages) values (${icp_id}, ${max_pages}) returning ${tx(RUN_COLUMNS)}`;
+      await enqueue(tx, "flow.pool-population", { run_id: row.id });
+      return row;
+    });
+    await publishSoon(db());
+    return c.json(iso(run) as z.infer<typeof RunSchema>, 201);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "get", path: "/population-runs/{id}", summary: "A population run's progress", security,
+    request: { params: IdParams },
+    responses: { 200: json(RunSchema, "The run"), ...errorResponses(400, 401, 403, 404) },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const [run] = await asUser(c.var.caller!.claims, (tx) => tx`select ${tx(RUN_COLUMNS)} from public.pool_population_runs where id = ${id}`);
+    if (!run) throw new AppError("not_found", "population run not found");
+    return c.json(iso(run) as z.infer<typeof RunSchema>, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "post", path: "/population-runs/{id}/resume", summary: "Resume a paused run from the page it reached", security,
+    request: { params: IdParams },
+    responses: { 200: json(RunSchema, "The run, running again"), ...errorResponses(400, 401, 403, 404, 409) },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const run = await asService({ role: "service:pool", id: c.var.caller!.userId, reason: "population run resumed" }, async (tx) => {
+      const [row] = await tx`
+        update public.pool_population_runs set status = 'running', stop_reason = null
+        where id = ${id} and status = 'paused' returning ${tx(RUN_COLUMNS)}`;
+      if (!row) {
+        const [exists] = await tx`select status from public.pool_population_runs where id = ${id}`;
+        if (!exists) throw new AppError("not_found", "population run not found");
+        throw new AppError("conflict", `the run is ${exists.status}, not paused`);
+      }
+      await enqueue(tx, "flow.pool-population", { run_id: id });
+      return row;
+    });
+    await publishSoon(db());
+    return c.json(iso(run) as z.infer<typeof RunSchema>, 200);
   },
 );
 

@@ -83,3 +83,29 @@ describe("pool population", () => {
     }
   });
 });
+
+describe("population runs through the pool API (admins)", () => {
+  it("starts a run for an ICP, reports its progress, refuses an unknown ICP and non-admins", async () => {
+    const { makeUser, call } = await import("../helpers/stack.ts");
+    const stack = await getStack();
+    const admin = await makeUser(stack, { role: "admin" });
+    const owner = await makeUser(stack, { client: unique("popc"), role: "owner" });
+    const [icp] = await db()`insert into public.icps (name, target_titles, countries) values (${unique("api")}, ${["CEO"]}, ${["Australia"]}) returning id`;
+
+    const bad = await call(stack, "pool/population-runs", { token: admin.token, body: { icp_id: crypto.randomUUID() } });
+    expect(bad.status).toBe(404);
+    expect(bad.body.error.details[0].field).toBe("icp_id");
+    expect((await call(stack, "pool/population-runs", { token: owner.token, body: { icp_id: icp.id } })).status).toBe(403);
+
+    const started = await call(stack, "pool/population-runs", { token: admin.token, body: { icp_id: icp.id, max_pages: 2 } });
+    expect(started.status).toBe(201);
+    expect(started.body).toMatchObject({ icp_id: icp.id, status: "running", next_page: 1, max_pages: 2 });
+    const done = await until("the run to complete", async () => {
+      const r = await call(stack, `pool/population-runs/${started.body.id}`, { token: admin.token });
+      return r.body.status === "completed" ? r.body : undefined;
+    });
+    expect(done).toMatchObject({ next_page: 3, people_seen: 200, stop_reason: "all_pages_read" });
+    const resume = await call(stack, `pool/population-runs/${started.body.id}/resume`, { token: admin.token, body: {} });
+    expect(resume.status).toBe(409);
+  });
+});
