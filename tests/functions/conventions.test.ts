@@ -80,18 +80,19 @@ describe("health", () => {
 
   it("answers 503 when the database is down", async () => {
     const saved = process.env.DATABASE_URL;
-    await closeDb();
+    // environment first, then the pool: flows running in the background may reopen it at any time
     process.env.DATABASE_URL = "postgres://postgres@127.0.0.1:1/none";
     resetEnvCache();
+    await closeDb();
     try {
       const res = await call(stack, "health");
       expect(res.status).toBe(503);
       expect(res.body.status).toBe("down");
       expect(res.body.checks.database.status).toBe("down");
     } finally {
-      await closeDb();
       process.env.DATABASE_URL = saved;
       resetEnvCache();
+      await closeDb();
     }
     expect((await call(stack, "health")).status).toBe(200);
   });
