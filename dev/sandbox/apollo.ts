@@ -284,12 +284,12 @@ export function createApolloSandbox(opts: SandboxOptions = {}): Hono {
         co = company(filters.q_organization_domains_list[i % filters.q_organization_domains_list.length]);
       } else {
         // Pick a domain whose (fixed) size and country satisfy the filters, so every sandbox agrees on it.
-        for (let k = 0; k < 25 && !co; k++) {
+        for (let k = 0; k < 400 && !co; k++) {
           const candidate = companyFromDomain(domainForSeed(`${seed}:${k}`), epoch);
           const sizeOk = !ranges.length || ranges.some(([lo, hi]) => candidate.employees >= lo && candidate.employees <= hi);
           const placeOk = !filters.organization_locations.length ||
             filters.organization_locations.some((l) => [candidate.country, candidate.city, candidate.state].some((x) => x.toLowerCase() === l.toLowerCase()));
-          if ((sizeOk && placeOk) || k === 24) co = company(candidate.domain);
+          if ((sizeOk && placeOk) || k === 399) co = company(candidate.domain);
         }
       }
       const [title, seniority] = filters.person_titles.length

@@ -14,7 +14,7 @@ import { signLocalJwt } from "../../dev/local-secrets.ts";
 const root = join(import.meta.dirname, "../..");
 
 function startChild(stateDir: string, port: number): Promise<ChildProcess> {
-  const env = { ...process.env, PORT: String(port), LOCAL_STATE_DIR: stateDir, LOG_LEVEL: "warn" };
+  const env: Record<string, string | undefined> = { ...process.env, PORT: String(port), LOCAL_STATE_DIR: stateDir, LOG_LEVEL: "warn" };
   delete env.DATABASE_URL; // its own embedded database, apart from the suite's
   delete env.QSTASH_URL; delete env.QSTASH_TOKEN; delete env.QSTASH_CURRENT_SIGNING_KEY; delete env.QSTASH_NEXT_SIGNING_KEY;
   delete env.UPSTASH_REDIS_REST_URL; delete env.UPSTASH_REDIS_REST_TOKEN; delete env.PUBLIC_FUNCTIONS_BASE_URL;
