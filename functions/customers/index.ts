@@ -9,7 +9,9 @@ import { AppError } from "../../shared/http/errors.ts";
 import { idempotent } from "../../shared/http/idempotency.ts";
 import { decodeCursor, page } from "../../shared/http/pagination.ts";
 import { serveFunction } from "../../shared/http/serve.ts";
-import { errorResponses, IdempotencyHeader, PageQuery, pageOf, UuidParam } from "../../shared/schemas/common.ts";
+import {
+  errorResponses, IdempotencyHeader, PageQuery, pageOf, UuidParam, BEARER as security, isoDates as iso, jsonContent as json,
+} from "../../shared/schemas/common.ts";
 import {
   AddMemberSchema, ClientSchema, ClientStatus, CreateClientSchema, MemberSchema, UpdateClientSchema, UpdateMemberSchema,
 } from "../../shared/schemas/customers.ts";
@@ -22,13 +24,6 @@ const app = createFunctionApp("customers", {
 app.use("*", requireUser(), requireAdmin());
 app.post("/", idempotent("customers"));
 
-const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
-const security = [{ bearer: [] }];
-const iso = (r: Record<string, unknown>) =>
-  Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v]));
 const notFound = () => new AppError("not_found", "client not found");
 
 app.openapi(

@@ -10,7 +10,9 @@ import { AppError } from "../../shared/http/errors.ts";
 import { idempotent } from "../../shared/http/idempotency.ts";
 import { decodeCursor, page } from "../../shared/http/pagination.ts";
 import { serveFunction } from "../../shared/http/serve.ts";
-import { errorResponses, IdempotencyHeader, PageQuery, pageOf, UuidParam } from "../../shared/schemas/common.ts";
+import {
+  errorResponses, IdempotencyHeader, PageQuery, pageOf, UuidParam, BEARER as security, isoDates as iso, jsonContent as json,
+} from "../../shared/schemas/common.ts";
 import {
   AssignmentStatus, ChangeStatusSchema, CreateLeadSchema, LeadSchema, LeadStatus, PoolLeadSchema, Tier, UpdateLeadSchema,
 } from "../../shared/schemas/leads.ts";
@@ -23,16 +25,8 @@ const app = createFunctionApp("leads", {
 app.use("*", requireUser());
 app.post("/", idempotent("leads"));
 
-const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const security = [{ bearer: [] }];
 type Lead = z.infer<typeof LeadSchema>;
 const notFound = () => new AppError("not_found", "lead not found");
-
-function iso<T extends Record<string, unknown>>(row: T): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(row).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v]),
-  );
-}
 
 function toLead(row: Record<string, unknown>): Lead {
   const { page_created_at: _a, page_id: _b, ...rest } = row;

@@ -12,7 +12,9 @@ import { AppError } from "../../shared/http/errors.ts";
 import { idempotent } from "../../shared/http/idempotency.ts";
 import { decodeCursor, page } from "../../shared/http/pagination.ts";
 import { serveFunction } from "../../shared/http/serve.ts";
-import { errorResponses, IdempotencyHeader, PageQuery, pageOf, UuidParam } from "../../shared/schemas/common.ts";
+import {
+  errorResponses, IdempotencyHeader, PageQuery, pageOf, UuidParam, BEARER as security, isoDates as iso, jsonContent as json,
+} from "../../shared/schemas/common.ts";
 import { LeadStatus, Tier } from "../../shared/schemas/leads.ts";
 
 const app = createFunctionApp("pool", {
@@ -25,10 +27,6 @@ const app = createFunctionApp("pool", {
 app.use("*", requireUser(), requireAdmin());
 app.post("/imports", idempotent("pool"));
 
-const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const security = [{ bearer: [] }];
-const iso = (r: Record<string, unknown>) =>
-  Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v]));
 
 // ---- schemas ---------------------------------------------------------------------------------------
 

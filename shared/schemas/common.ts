@@ -52,3 +52,16 @@ export const IdempotencyHeader = z.object({
     .optional()
     .openapi({ description: "Retrying a creating POST with the same key and body returns the first response" }),
 });
+
+/** A route's JSON response entry: `{ 200: jsonContent(Schema, "…") }`. */
+export function jsonContent<T extends z.ZodTypeAny>(schema: T, description: string) {
+  return { description, content: { "application/json": { schema } } };
+}
+
+/** The security requirement of routes that take a user's bearer JWT. */
+export const BEARER = [{ bearer: [] }];
+
+/** A database row for a JSON response: Date values as ISO strings, everything else as is. */
+export function isoDates(row: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v]));
+}

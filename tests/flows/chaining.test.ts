@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Stack } from "../../dev/stack.ts";
 import { db } from "../../shared/db/client.ts";
 import { call, getStack, unique } from "../helpers/stack.ts";
+import { until } from "../helpers/until.ts";
 
 let stack: Stack;
 let client: Client;
@@ -13,15 +14,6 @@ beforeAll(async () => {
   client = new Client({ baseUrl: `${stack.url}/qstash`, token: stack.secrets.qstashToken, enableTelemetry: false });
 });
 
-async function until<T>(fn: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe("flows invoked by QStash", () => {
   it("a published message reaches the flow, which verifies the signature and runs", async () => {
@@ -29,10 +21,10 @@ describe("flows invoked by QStash", () => {
     const [row] = await db()`insert into public.outbox (topic, payload) values (${topic}, '{}') returning id`;
     await client.publishJSON({ url: `${stack.url}/functions/v1/outbox-publisher`, body: {} });
     // the publisher marks rows of topics nobody subscribes to as done, without a destination
-    const done = await until(async () => {
+    const done = await until("the outbox row published", async () => {
       const [r] = await db()`select published_at, destination from public.outbox where id = ${row.id}`;
       return r.published_at ? r : undefined;
-    });
+    }, 15_000);
     expect(done.destination).toBeNull();
   });
 

@@ -6,6 +6,7 @@ import { asService, db } from "../../shared/db/client.ts";
 import { kick } from "../../shared/flows/outbox.ts";
 import { publishOutbox } from "../../shared/flows/outbox.ts";
 import { getStack, unique } from "../helpers/stack.ts";
+import { until } from "../helpers/until.ts";
 
 const DAY = 86_400_000;
 const ago = (days: number) => new Date(Date.now() - days * DAY).toISOString();
@@ -75,15 +76,6 @@ beforeAll(async () => {
   await sql`insert into public.campaigns (client_id, icp_id, name, status, daily_new_leads) values (${client.id}, ${icp.id}, 'Pipeline', 'active', 500)`;
 });
 
-async function until<T>(what: string, fn: () => Promise<T | false | undefined>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe("the pipeline, driven by QStash", () => {
   it("takes new leads to scored and assigned, with the hand-computed scores", { timeout: 120_000 }, async () => {
@@ -119,7 +111,7 @@ describe("the pipeline, driven by QStash", () => {
     await until("every lead scored", async () => {
       const [r] = await sql`select count(*)::int as n from public.lead_pool where id = any(${all}::uuid[]) and status = 'scored'`;
       return r.n === all.length;
-    });
+    }, 90_000);
     await until("every lead placed or given the reason it was not", async () => {
       const [r] = await sql`
         select count(*)::int as n from public.lead_pool l
@@ -127,7 +119,7 @@ describe("the pipeline, driven by QStash", () => {
           and (exists (select 1 from public.lead_assignments a where a.lead_id = l.id and a.ended_at is null)
                or exists (select 1 from public.lead_allocation la where la.lead_id = l.id))`;
       return r.n === all.length;
-    });
+    }, 90_000);
 
     const scored = await sql`
       select l.id, l.als_score, l.als_tier, l.als_gate, a.client_id, la.reason

@@ -5,20 +5,12 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { asService, db } from "../../shared/db/client.ts";
 import { enqueue, publishOutbox } from "../../shared/flows/outbox.ts";
 import { getStack, unique } from "../helpers/stack.ts";
+import { until } from "../helpers/until.ts";
 
 beforeAll(async () => {
   await getStack();
 });
 
-async function until<T>(what: string, fn: () => Promise<T | false | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function startRun(maxPages: number): Promise<string> {
   const sql = db();

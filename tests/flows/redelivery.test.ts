@@ -6,6 +6,7 @@ import type { Stack } from "../../dev/stack.ts";
 import { asService, db } from "../../shared/db/client.ts";
 import { claimForEnrichment } from "../../shared/db/queries/enrichment.ts";
 import { getStack, unique } from "../helpers/stack.ts";
+import { until } from "../helpers/until.ts";
 
 let stack: Stack;
 let qstash: Client;
@@ -14,15 +15,6 @@ beforeAll(async () => {
   qstash = new Client({ baseUrl: `${stack.url}/qstash`, token: stack.secrets.qstashToken, enableTelemetry: false });
 });
 
-async function until<T>(what: string, fn: () => Promise<T | false | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function newLeads(n: number): Promise<string[]> {
   const ids: string[] = [];

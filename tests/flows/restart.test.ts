@@ -10,6 +10,7 @@ import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../dev/database.ts";
 import { signLocalJwt } from "../../dev/local-secrets.ts";
+import { until } from "../helpers/until.ts";
 
 const root = join(import.meta.dirname, "../..");
 
@@ -43,15 +44,6 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-async function until<T>(what: string, fn: () => Promise<T | false | undefined>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
 
 describe("restarting the stack mid-run", () => {
   it("loses no lead and makes no transition twice", { timeout: 240_000 }, async () => {
@@ -80,10 +72,10 @@ describe("restarting the stack mid-run", () => {
 
     const count = async (status: string) =>
       (await (await fetch(`${base}/functions/v1/pool/leads/count?status=${status}`, { headers: auth })).json()).count as number;
-    await until("the run to be under way", async () => (await count("new")) < 200);
+    await until("the run to be under way", async () => (await count("new")) < 200, 90_000);
     await stopChild(child); // mid-run
     child = await startChild(stateDir, port);
-    await until("every lead scored after the restart", async () => (await count("scored")) === 200);
+    await until("every lead scored after the restart", async () => (await count("scored")) === 200, 90_000);
     await stopChild(child);
 
     const db = await openDatabase({ root, dataDir: join(stateDir, "pgdata") });
