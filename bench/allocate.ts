@@ -32,8 +32,8 @@ export async function seed(sql: postgres.Sql, rows: number) {
           insert into public.icps (client_id, name, industries, countries, employee_min, employee_max, approved_at)
           values (${client.id}, 'ICP', ${[INDUSTRIES[c], INDUSTRIES[(c + 1 + k) % 5]]}, ${["AU"]}, 1, 3000, now()) returning id`;
         await tx`
-          insert into public.campaigns (client_id, icp_id, name, status, daily_new_leads)
-          values (${client.id}, ${icp.id}, ${`Campaign ${k}`}, 'active', ${Math.ceil(rows / 12)})`;
+          insert into public.campaigns (client_id, icp_id, name, status, approved_at, daily_new_leads)
+          values (${client.id}, ${icp.id}, ${`Campaign ${k}`}, 'active', now(), ${Math.ceil(rows / 12)})`;
       }
     }
   });

@@ -9,6 +9,9 @@ export const FLOW_SCHEDULES: Record<string, string> = {
   "flow-enrichment": "* * * * *",
   "flow-scoring": "* * * * *",
   "flow-allocation": "*/5 * * * *",
+  "flow-outreach": "* * * * *",
+  "flow-content": "*/5 * * * *",
+  "flow-dncr": "*/5 * * * *",
 };
 
 export async function ensureSchedules(opts: {

@@ -19,6 +19,15 @@ import { createApifySandbox } from "./sandbox/apify.ts";
 import { createApolloSandbox } from "./sandbox/apollo.ts";
 import { createDataForSeoSandbox } from "./sandbox/dataforseo.ts";
 import { createSerperSandbox } from "./sandbox/serper.ts";
+import { createAnthropicSandbox } from "./sandbox/anthropic.ts";
+import { createClickSendSandbox } from "./sandbox/clicksend.ts";
+import { createDncrSandbox } from "./sandbox/dncr.ts";
+import { createElevenLabsSandbox } from "./sandbox/elevenlabs.ts";
+import { createPostgridSandbox } from "./sandbox/postgrid.ts";
+import { createSalesforgeSandbox } from "./sandbox/salesforge.ts";
+import { createTwilioSandbox, TWILIO_SANDBOX_DEFAULTS } from "./sandbox/twilio.ts";
+import { createUnipileSandbox } from "./sandbox/unipile.ts";
+import { createVapiSandbox } from "./sandbox/vapi.ts";
 
 export interface StackOptions {
   root: string;
@@ -40,6 +49,17 @@ export interface Stack {
   serviceKey: string;
   functions: FunctionEntry[];
   scheduled: string[];
+  /** The outreach sandboxes' recorded state (messages, calls, letters, washes…), for tests and the demo. */
+  sandboxes: {
+    twilio: ReturnType<typeof createTwilioSandbox>["state"];
+    clicksend: ReturnType<typeof createClickSendSandbox>["state"];
+    vapi: ReturnType<typeof createVapiSandbox>["state"];
+    salesforge: ReturnType<typeof createSalesforgeSandbox>["state"];
+    unipile: ReturnType<typeof createUnipileSandbox>["state"];
+    postgrid: ReturnType<typeof createPostgridSandbox>["state"];
+    dncr: ReturnType<typeof createDncrSandbox>["state"];
+    anthropic: ReturnType<typeof createAnthropicSandbox>["state"];
+  };
   qstash: QStashEmulator;
   redis: RedisBridge;
   stop(): Promise<void>;
@@ -120,13 +140,44 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     serper: { env: "SERPER_BASE_URL", key: "SERPER_API_KEY", path: "/sandbox/serper", base: "" },
     dataforseo: { env: "DATAFORSEO_BASE_URL", key: "DATAFORSEO_LOGIN", path: "/sandbox/dataforseo", base: "" },
   };
-  for (const [name, s] of Object.entries(sandboxes)) {
+  // Outreach and inbound providers: the sandboxes keep state and post signed status webhooks to
+  // the webhook functions, as the real services do.
+  const outreachSandboxes = {
+    anthropic: { env: "ANTHROPIC_BASE_URL", key: "ANTHROPIC_API_KEY", path: "/sandbox/anthropic", base: "" },
+    salesforge: { env: "SALESFORGE_BASE_URL", key: "SALESFORGE_API_KEY", path: "/sandbox/salesforge", base: "/public/v2" },
+    twilio: { env: "TWILIO_BASE_URL", key: "TWILIO_ACCOUNT_SID", path: "/sandbox/twilio", base: "" },
+    clicksend: { env: "CLICKSEND_BASE_URL", key: "CLICKSEND_USERNAME", path: "/sandbox/clicksend", base: "/v3" },
+    vapi: { env: "VAPI_BASE_URL", key: "VAPI_API_KEY", path: "/sandbox/vapi", base: "" },
+    elevenlabs: { env: "ELEVENLABS_BASE_URL", key: "ELEVENLABS_API_KEY", path: "/sandbox/elevenlabs", base: "" },
+    unipile: { env: "UNIPILE_BASE_URL", key: "UNIPILE_API_KEY", path: "/sandbox/unipile", base: "/api/v1" },
+    postgrid: { env: "POSTGRID_BASE_URL", key: "POSTGRID_API_KEY", path: "/sandbox/postgrid", base: "/print-mail/v1" },
+    dncr: { env: "DNCR_BASE_URL", key: "DNCR_API_KEY", path: "/sandbox/dncr", base: "" },
+  };
+  for (const [name, s] of Object.entries({ ...sandboxes, ...outreachSandboxes })) {
     if (process.env[s.key]) continue;
     defaultEnv(s.env, `${url}${s.path}${s.base}`);
     // a sandbox has no rate limit of its own; the production default would only slow local runs
     defaultEnv(`${name.toUpperCase()}_RATE_LIMIT`, "off");
   }
+  // Local secrets for the webhook schemes and the unsubscribe links, derived from the stack's
+  // generated secret so they survive restarts and are never committed.
+  const derived = async (label: string) => {
+    const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secrets.jwtSecret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(label)));
+    return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
+  };
+  for (const name of ["UNSUBSCRIBE_SECRET", "CLICKSEND_WEBHOOK_TOKEN", "SALESFORGE_WEBHOOK_TOKEN", "UNIPILE_WEBHOOK_SECRET",
+                      "POSTGRID_WEBHOOK_SECRET", "VAPI_WEBHOOK_SECRET", "CALCOM_WEBHOOK_SECRET", "CALENDLY_SIGNING_KEY"]) {
+    defaultEnv(name, await derived(name));
+  }
+  if (!process.env.TWILIO_ACCOUNT_SID) {
+    defaultEnv("TWILIO_AUTH_TOKEN", TWILIO_SANDBOX_DEFAULTS.authToken);
+  }
+  defaultEnv("SALESFORGE_WORKSPACE_ID", "ws_sandbox");
+  defaultEnv("SALESFORGE_SEQUENCE_ID", "1001");
+  defaultEnv("VOICE_ELEVENLABS_VOICE_ID", "21m00Tcm4TlvDq8ikWAM");
   resetEnvCache();
+  const webhook = (fn: string, query = "") => `${url}/functions/v1/${fn}${query}`;
 
   const qstash = createQStashEmulator({
     token: secrets.qstashToken,
@@ -149,6 +200,27 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   root.route("/sandbox/apify", createApifySandbox());
   root.route("/sandbox/serper", createSerperSandbox());
   root.route("/sandbox/dataforseo", createDataForSeoSandbox());
+  const twilioSandbox = createTwilioSandbox({ authToken: process.env.TWILIO_AUTH_TOKEN });
+  const clicksendSandbox = createClickSendSandbox({
+    receiptUrl: webhook("webhook-clicksend", `?token=${process.env.CLICKSEND_WEBHOOK_TOKEN}`),
+  });
+  const vapiSandbox = createVapiSandbox({ hmacSecret: process.env.VAPI_WEBHOOK_SECRET, serverUrl: webhook("webhook-vapi") });
+  const salesforgeSandbox = createSalesforgeSandbox({
+    webhookUrl: webhook("webhook-salesforge", `?token=${process.env.SALESFORGE_WEBHOOK_TOKEN}`),
+  });
+  const unipileSandbox = createUnipileSandbox({ webhookUrl: webhook("webhook-unipile"), webhookSecret: process.env.UNIPILE_WEBHOOK_SECRET });
+  const postgridSandbox = createPostgridSandbox({ webhookUrl: webhook("webhook-postgrid"), webhookSecret: process.env.POSTGRID_WEBHOOK_SECRET });
+  const dncrSandbox = createDncrSandbox();
+  const anthropicSandbox = createAnthropicSandbox();
+  root.route("/sandbox/anthropic", anthropicSandbox.app);
+  root.route("/sandbox/salesforge", salesforgeSandbox.app);
+  root.route("/sandbox/twilio", twilioSandbox);
+  root.route("/sandbox/clicksend", clicksendSandbox);
+  root.route("/sandbox/vapi", vapiSandbox);
+  root.route("/sandbox/elevenlabs", createElevenLabsSandbox());
+  root.route("/sandbox/unipile", unipileSandbox.app);
+  root.route("/sandbox/postgrid", postgridSandbox.app);
+  root.route("/sandbox/dncr", dncrSandbox.app);
   root.route("/_dev", devRoutes(db, secrets.jwtSecret));
   root.get("/docs", (c) => c.html(docsHtml));
   root.get("/", (c) =>
@@ -176,6 +248,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   let stopped = false;
   return {
     url, port: listener.port, database, secrets, anonKey, serviceKey, functions, scheduled, qstash, redis,
+    sandboxes: {
+      twilio: twilioSandbox.state, clicksend: clicksendSandbox.state, vapi: vapiSandbox.state,
+      salesforge: salesforgeSandbox.state, unipile: unipileSandbox.state, postgrid: postgridSandbox.state,
+      dncr: dncrSandbox.state, anthropic: anthropicSandbox.state,
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -5,6 +5,7 @@ import { asService } from "../../shared/db/client.ts";
 import { allocate, ALLOCATION_BATCH } from "../../shared/engines/allocator.ts";
 import { rescoreAssignments } from "../../shared/engines/scorer.ts";
 import { createFlowFunction } from "../../shared/flows/flow-app.ts";
+import { kick } from "../../shared/flows/outbox.ts";
 import { serveFunction } from "../../shared/http/serve.ts";
 
 const app = createFlowFunction(
@@ -22,7 +23,11 @@ const app = createFlowFunction(
         await continueLater(tx, undefined, 5);
         return { processed: 0, more: true, busy: true };
       }
-      if (result.assignmentIds.length > 0) await rescoreAssignments(tx, { assignmentIds: result.assignmentIds });
+      if (result.assignmentIds.length > 0) {
+        await rescoreAssignments(tx, { assignmentIds: result.assignmentIds });
+        // new assignments in active campaigns get their sequences planned without waiting for cron
+        await kick(tx, "flow.outreach");
+      }
       const more = result.considered === limit;
       if (more) await continueLater(tx);
       return { processed: result.considered, assigned: result.assigned, unassigned: result.unassigned, more };

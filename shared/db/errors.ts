@@ -35,6 +35,9 @@ export function appErrorFromPg(err: unknown): AppError | undefined {
       return new AppError("bad_request", e.message ?? "invalid initial status", details);
     case "AOS06":
       return new AppError("not_found", e.message ?? "not found", details);
+    case "AOS07":
+      // a state rule of campaigns, approvals and pauses (the message says which)
+      return new AppError("conflict", e.message ?? "not allowed in the current state", details);
     case "23505":
       if (e.constraint_name === "lead_assignments_one_active_per_lead") {
         return new AppError("lead_unavailable", "this lead is already being worked for another client");

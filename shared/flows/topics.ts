@@ -5,6 +5,10 @@ export const TOPIC_DESTINATIONS: Record<string, string> = {
   "flow.scoring": "flow-scoring",
   "flow.allocation": "flow-allocation",
   "flow.pool-population": "flow-pool-population",
+  "flow.outreach": "flow-outreach",
+  "flow.content": "flow-content",
+  "flow.dispatch": "flow-dispatch",
+  "flow.dncr": "flow-dncr",
 };
 
 export type FlowTopic = keyof typeof TOPIC_DESTINATIONS;

@@ -493,11 +493,13 @@ function headerValue(headers: Record<string, string> | undefined, name: string):
 function unsubscribeHeaders(req: SendRequest, operation: string): { listUnsubscribe: string; listUnsubscribePost: string } {
   const listUnsubscribe = headerValue(req.headers, "List-Unsubscribe")?.trim();
   const listUnsubscribePost = headerValue(req.headers, "List-Unsubscribe-Post")?.trim();
-  if (!listUnsubscribe || !/<https:\/\/[^>]+>/i.test(listUnsubscribe)) {
+  // https, except a local stack's own http URL (127.0.0.1/localhost), which never reaches a real inbox
+  const link = /<(https?:\/\/[^>]+)>/i.exec(listUnsubscribe ?? "")?.[1];
+  if (!link || (!link.toLowerCase().startsWith("https://") && !isLocalUrl(link))) {
     throw invalid(operation, "List-Unsubscribe with an https URL is required on every email");
   }
   if (listUnsubscribePost !== ONE_CLICK) throw invalid(operation, `List-Unsubscribe-Post must be "${ONE_CLICK}"`);
-  return { listUnsubscribe, listUnsubscribePost };
+  return { listUnsubscribe: listUnsubscribe!, listUnsubscribePost };
 }
 
 export function salesforgeEmailAdapter(opts: SalesforgeEmailAdapterOptions): ChannelAdapter {

@@ -24,8 +24,8 @@ async function clientWithCampaign(industry: string, opts: { dailyNewLeads?: numb
     insert into public.icps (client_id, name, industries, countries, approved_at)
     values (${client.id}, 'ICP', ${[industry]}, ${["AU"]}, now()) returning id`;
   const [campaign] = await sql`
-    insert into public.campaigns (client_id, icp_id, name, status, daily_new_leads)
-    values (${client.id}, ${icp.id}, 'Campaign', 'active', ${opts.dailyNewLeads ?? 50}) returning id`;
+    insert into public.campaigns (client_id, icp_id, name, status, approved_at, daily_new_leads)
+    values (${client.id}, ${icp.id}, 'Campaign', 'active', now(), ${opts.dailyNewLeads ?? 50}) returning id`;
   return { clientId: client.id, campaignId: campaign.id };
 }
 
@@ -81,7 +81,7 @@ describe("allocator", () => {
   it("stops at the client's monthly quota across its campaigns", async () => {
     const industry = unique("ind");
     const f = await clientWithCampaign(industry, { quota: 2 });
-    await db()`insert into public.campaigns (client_id, icp_id, name, status) select client_id, icp_id, 'Second', 'active' from public.campaigns where id = ${f.campaignId}`;
+    await db()`insert into public.campaigns (client_id, icp_id, name, status, approved_at) select client_id, icp_id, 'Second', 'active', now() from public.campaigns where id = ${f.campaignId}`;
     const leads = await scoredLeads(industry, [80, 80, 80, 80]);
     await run(leads);
     expect((await assignmentsOf(leads)).length).toBe(2);

@@ -73,7 +73,7 @@ beforeAll(async () => {
   const [client] = await sql`insert into public.clients (slug, name, status, monthly_lead_quota) values (${unique("pipe")}, 'Pipeline', 'active', 1000) returning id`;
   clientId = client.id;
   const [icp] = await sql`insert into public.icps ${sql({ ...ICP, name: "Client ICP", client_id: client.id, approved_at: new Date() })} returning id`;
-  await sql`insert into public.campaigns (client_id, icp_id, name, status, daily_new_leads) values (${client.id}, ${icp.id}, 'Pipeline', 'active', 500)`;
+  await sql`insert into public.campaigns (client_id, icp_id, name, status, approved_at, daily_new_leads) values (${client.id}, ${icp.id}, 'Pipeline', 'active', now(), 500)`;
 });
 
 
