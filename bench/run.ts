@@ -20,7 +20,9 @@ const only = values.only ? new Set(values.only.split(",")) : null;
 interface Line { name: string; ratio: number; [k: string]: unknown }
 type Bench = (opts: { databaseUrl: string; rows: number }) => Promise<Line>;
 
-const TARGETS: Record<string, number> = { import: 0.5, score: 0.5, allocate: 0.3 };
+const TARGETS: Record<string, number> = { import: 0.5, score: 0.5, allocate: 0.3, dispatch: 0.3 };
+/** QStash messages per 1,000 sends (dispatch batches + gate ticks): at most this many. */
+const MAX_QSTASH_PER_1000_SENDS = 20;
 
 async function load(file: string, fn: string): Promise<Bench | null> {
   try {
@@ -35,6 +37,7 @@ const benches: Array<[string, string, string, number]> = [
   ["import", "import.ts", "benchImport", rows],
   ["score", "score.ts", "benchScore", rows],
   ["allocate", "allocate.ts", "benchAllocate", Math.min(rows, 100_000)],
+  ["dispatch", "dispatch.ts", "benchDispatch", Math.min(rows, 100_000)],
 ];
 
 console.error(`benchmarks on ${new URL(serverUrl()).host}, rows=${rows}`);
@@ -52,5 +55,11 @@ for (const [name, file, fn, n] of benches) {
   const ok = target === undefined || line.ratio >= target;
   if (!ok) failures++;
   console.log(`${name} ratio=${line.ratio.toFixed(3)} target=${target ?? "-"} ${ok ? "ok" : "BELOW_TARGET"} ${extra}`);
+  if (typeof line.qstash_per_1000_sends === "number") {
+    const messages = line.qstash_per_1000_sends;
+    const fine = messages <= MAX_QSTASH_PER_1000_SENDS;
+    if (!fine) failures++;
+    console.log(`qstash_messages per_1000_sends=${messages.toFixed(1)} target<=${MAX_QSTASH_PER_1000_SENDS} ${fine ? "ok" : "ABOVE_TARGET"}`);
+  }
 }
 process.exit(failures ? 1 : 0);

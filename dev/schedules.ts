@@ -9,6 +9,7 @@ export const FLOW_SCHEDULES: Record<string, string> = {
   "flow-enrichment": "* * * * *",
   "flow-scoring": "* * * * *",
   "flow-allocation": "*/5 * * * *",
+  "flow-timing": "*/5 * * * *",
   "flow-outreach": "* * * * *",
   "flow-content": "*/5 * * * *",
   "flow-dncr": "*/5 * * * *",

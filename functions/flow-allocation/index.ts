@@ -25,8 +25,8 @@ const app = createFlowFunction(
       }
       if (result.assignmentIds.length > 0) {
         await rescoreAssignments(tx, { assignmentIds: result.assignmentIds });
-        // new assignments in active campaigns get their sequences planned without waiting for cron
-        await kick(tx, "flow.outreach");
+        // new assignments: resolve their zones, then plan their sequences, without waiting for cron
+        await kick(tx, "flow.timing");
       }
       const more = result.considered === limit;
       if (more) await continueLater(tx);

@@ -1,17 +1,15 @@
-// Outreach tick (cron, and kicked by allocation): resolves recipients' time zones, loads holiday
-// calendars, plans new assignments' sequences, then runs the send gate over one bounded batch of
-// due steps. The gate records sends in dispatch batches (one QStash message per batch, published
+// Outreach tick (cron, and kicked by the timing flow): plans new assignments' sequences, then runs
+// the send gate over one bounded batch of due steps. The gate records sends in dispatch batches (one QStash message per batch, published
 // after commit) and a refusal for every step it holds back. Invoked by QStash.
 import { z } from "@hono/zod-openapi";
-import { asService, db } from "../../shared/db/client.ts";
-import {
-  completeSequences, ensureHolidayCalendars, planSequences, resolveLeadTimezones, runSendGate,
-} from "../../shared/engines/outreach.ts";
+import { asService } from "../../shared/db/client.ts";
+import { completeSequences, planSequences, runSendGate } from "../../shared/engines/outreach.ts";
 import { createFlowFunction } from "../../shared/flows/flow-app.ts";
 import { kick } from "../../shared/flows/outbox.ts";
 import { serveFunction } from "../../shared/http/serve.ts";
 
-const GATE_BATCH = 2_000;
+// one gate call over up to 25k due steps takes a few seconds of database time (bench/dispatch.ts)
+const GATE_BATCH = 25_000;
 const PLAN_BATCH = 1_000;
 
 const app = createFlowFunction(
@@ -21,9 +19,7 @@ const app = createFlowFunction(
   z.object({ limit: z.number().int().min(1).max(100_000).optional() }),
   async ({ input, continueLater }) => {
     const limit = input.limit ?? GATE_BATCH;
-    await ensureHolidayCalendars(db());
     const planned = await asService({ role: "service:outreach", reason: "sequence planned" }, async (tx) => {
-      await resolveLeadTimezones(tx, PLAN_BATCH);
       const n = await planSequences(tx, { limit: PLAN_BATCH });
       // new step runs need their messages written before they are due
       if (n > 0) await kick(tx, "flow.content");
@@ -34,6 +30,7 @@ const app = createFlowFunction(
       if (summary.claimed === limit || planned === PLAN_BATCH) await continueLater(tx);
       if ((summary.refused.content_pending ?? 0) > 0) await kick(tx, "flow.content");
       if ((summary.refused.dncr_unwashed ?? 0) > 0) await kick(tx, "flow.dncr");
+      if ((summary.refused.holiday_calendar_missing ?? 0) > 0) await kick(tx, "flow.timing");
       return summary;
     });
     const completed = await asService({ role: "service:outreach", reason: "sequence finished" }, (tx) => completeSequences(tx));

@@ -7,30 +7,15 @@ import type { Channel, ChannelAdapter, SendRequest, SendResult } from "../channe
 import { readEnv } from "../config/env.ts";
 import type { Sql } from "../db/client.ts";
 import { ProviderError } from "../integrations/provider-http.ts";
-import { clicksendFromEnv, clicksendSmsAdapter } from "../integrations/clicksend.ts";
-import { postgridMailAdapter } from "../integrations/postgrid.ts";
-import { salesforgeEmailAdapter } from "../integrations/salesforge.ts";
-import { twilioFromEnv, twilioSmsAdapter } from "../integrations/twilio.ts";
-import { unipileLinkedInAdapter } from "../integrations/unipile.ts";
-import { vapiFromEnv, vapiVoiceAdapter } from "../integrations/vapi.ts";
 import { unsubscribeToken, unsubscribeUrl } from "../compliance/unsubscribe-token.ts";
 import { UNSUBSCRIBE_PLACEHOLDER } from "./content-checks.ts";
 import { publicWebhookUrl } from "../webhooks/public-url.ts";
 
-/** Adapters by sender provider (senders.provider). */
+/**
+ * Adapters by sender provider (senders.provider). Each channel's dispatch function builds only its
+ * own (functions/flow-dispatch-<channel>), so no function bundles every provider's client.
+ */
 export type AdapterRegistry = Partial<Record<string, ChannelAdapter>>;
-
-/** The production adapters, each configured from its environment (sandboxes locally). */
-export function adaptersFromEnv(): AdapterRegistry {
-  return {
-    salesforge: salesforgeEmailAdapter({ sequenceId: () => readEnv("SALESFORGE_SEQUENCE_ID") }),
-    twilio: twilioSmsAdapter(twilioFromEnv()),
-    clicksend: clicksendSmsAdapter(clicksendFromEnv()),
-    vapi: vapiVoiceAdapter(vapiFromEnv()),
-    unipile: unipileLinkedInAdapter(),
-    postgrid: postgridMailAdapter(),
-  };
-}
 
 export interface DispatchOptions {
   limit?: number;

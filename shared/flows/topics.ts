@@ -7,7 +7,12 @@ export const TOPIC_DESTINATIONS: Record<string, string> = {
   "flow.pool-population": "flow-pool-population",
   "flow.outreach": "flow-outreach",
   "flow.content": "flow-content",
-  "flow.dispatch": "flow-dispatch",
+  "flow.dispatch.email": "flow-dispatch-email",
+  "flow.dispatch.sms": "flow-dispatch-sms",
+  "flow.dispatch.voice": "flow-dispatch-voice",
+  "flow.dispatch.linkedin": "flow-dispatch-linkedin",
+  "flow.dispatch.mail": "flow-dispatch-mail",
+  "flow.timing": "flow-timing",
   "flow.dncr": "flow-dncr",
 };
 

@@ -10,7 +10,24 @@
 // ("can't tell"); listMessages is there for a person or a job that wants to look by number and time.
 // Not done here: a shared rate limit. Twilio queues per sender and answers 20429/429 when the
 // account's REST concurrency is exceeded; that 429 is retried with backoff.
-import twilio from "twilio";
+import BaseTwilio from "twilio/lib/base/BaseTwilio.js";
+import TwilioApi from "twilio/lib/rest/Api.js";
+import type RequestClient from "twilio/lib/base/RequestClient.js";
+
+/**
+ * The official SDK's REST client with only its Api domain (Programmable Messaging and Voice live
+ * there). The SDK's default export wires every Twilio product into one class and bundles to 8 MB,
+ * a cold-start cost every SMS dispatch would pay; this is the same request, auth and error code.
+ */
+class TwilioMessagingClient extends BaseTwilio.Client {
+  #api?: TwilioApi;
+  get api(): TwilioApi {
+    return this.#api ??= new TwilioApi(this as never);
+  }
+  get messages() {
+    return this.api.v2010.account.messages;
+  }
+}
 import { z } from "zod";
 import { readEnv } from "../config/env.ts";
 import type { ChannelAdapter, SendRequest, SendResult, SendStatus } from "../channels/types.ts";
@@ -381,9 +398,9 @@ export function createTwilioClient(config: TwilioConfig = {}): TwilioClient {
   function sdk(operation: string, ctx: ProviderCallContext) {
     if (missing) throw new ProviderError({ provider: "twilio", operation, code: "not_configured", retryable: false, message: missing });
     const http = new FetchHttpClient(config, custom ? baseUrl : null, ctx);
-    const client = twilio(accountSid, authToken, {
+    const client = new TwilioMessagingClient(accountSid, authToken, {
       accountSid,
-      httpClient: http as unknown as twilio.RequestClient,
+      httpClient: http as unknown as RequestClient,
       edge: custom ? undefined : config.edge,
       region: custom ? undefined : config.region,
       // Keep the SDK from reading TWILIO_* itself: everything comes from this config.
@@ -392,7 +409,7 @@ export function createTwilioClient(config: TwilioConfig = {}): TwilioClient {
     return { client, http };
   }
 
-  async function run<T>(operation: string, ctx: ProviderCallContext, fn: (c: twilio.Twilio) => Promise<T>): Promise<T> {
+  async function run<T>(operation: string, ctx: ProviderCallContext, fn: (c: TwilioMessagingClient) => Promise<T>): Promise<T> {
     const { client, http } = sdk(operation, ctx);
     try {
       return await fn(client);

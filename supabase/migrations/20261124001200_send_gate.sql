@@ -172,6 +172,8 @@ begin
   join public.campaigns cp on cp.id = a.campaign_id and cp.status = 'active'
   where a.status = 'assigned' and a.ended_at is null
     and exists (select 1 from public.campaign_steps st where st.campaign_id = a.campaign_id)
+    -- the timing flow resolves the recipient's zone first (it always finds one: the client's last)
+    and exists (select 1 from public.lead_pool l where l.id = a.lead_id and l.timezone is not null)
   order by a.created_at, a.id
   limit p_limit
   for update of a skip locked;
@@ -267,7 +269,8 @@ begin
   with due as (
     select sr.id from public.step_runs sr
     where sr.status in ('scheduled', 'approved') and sr.due_at <= p_now
-    order by sr.due_at, sr.id
+    -- due_at alone, so the partial index serves the order and the limit (no sort of every due row)
+    order by sr.due_at
     limit p_limit
     for update skip locked
   )
@@ -325,8 +328,9 @@ begin
   update _g g set reason = 'suppressed'
   where g.reason is null
     and private.is_suppressed(g.channel, g.client_id, g.email, g.company_domain, g.phone_e164, g.linkedin_key);
-  -- the step's condition (product.md §5)
-  update _g g set reason = 'condition_not_met' where g.reason is null and case g.condition
+  -- the step's condition (product.md §5); most steps are 'no_reply', which the status check covers
+  if exists (select 1 from _g where reason is null and condition <> 'no_reply') then
+  update _g g set reason = 'condition_not_met' where g.reason is null and g.condition <> 'no_reply' and case g.condition
     when 'no_reply' then false
     when 'linkedin_accepted' then not exists (
       select 1 from public.sends s where s.assignment_id = g.assignment_id and s.action = 'invitation'
@@ -337,6 +341,7 @@ begin
     when 'phone_valid' then g.phone_e164 is null or exists (
       select 1 from public.dncr_washes w where w.phone_e164 = g.phone_e164 and w.result = 'invalid')
   end;
+  end if;
   -- §6.7 consent basis with evidence; letters need none
   update _g set reason = 'no_consent' where reason is null and channel <> 'mail' and consent_id is null;
   -- §6.2 DNCR before any call or text to an Australian number; a wash is good for the 30 days
@@ -442,16 +447,38 @@ begin
   -- the passing rows, each with its sender and its dispatch batch: p_batch_size per channel, in
   -- sender order (LinkedIn batches hold one account's actions, so one batch paces one person)
   create temp table _pass on commit drop as
-  with slots as (
-    select campaign_id, channel, sender_id,
-           row_number() over (partition by campaign_id, channel order by slot, sender_id) as k
-    from _cap, generate_series(1, remaining) as slot
-    where remaining > 0
+  with needed as (
+    select campaign_id, channel, count(*)::integer as n from _g where reason is null group by campaign_id, channel
+  ), pool as (
+    select c.campaign_id, c.channel, c.sender_id, c.remaining,
+           row_number() over (partition by c.campaign_id, c.channel order by c.sender_id) as ord,
+           count(*) over (partition by c.campaign_id, c.channel) as m,
+           min(c.remaining) over (partition by c.campaign_id, c.channel) as min_remaining
+    from _cap c where c.remaining > 0
+  ), roomy as (
+    -- every sender has room for its even share: plain round-robin, no slots to number
+    select distinct p.campaign_id, p.channel from pool p
+    join needed n on n.campaign_id = p.campaign_id and n.channel = p.channel
+    where n.n <= p.m * p.min_remaining
+  ), slots as (
+    -- caps bind: each sender's remaining sends as numbered slots (no more than the rows need),
+    -- interleaved, so the fuller senders take the rest
+    select p.campaign_id, p.channel, p.sender_id,
+           row_number() over (partition by p.campaign_id, p.channel order by slot, p.sender_id) as k
+    from pool p
+    join needed n on n.campaign_id = p.campaign_id and n.channel = p.channel,
+    generate_series(1, least(p.remaining, n.n)) as slot
+    where not exists (select 1 from roomy r where r.campaign_id = p.campaign_id and r.channel = p.channel)
   ), rows as (
     select id, campaign_id, channel,
            row_number() over (partition by campaign_id, channel order by due_at, id) as k
     from _g where reason is null
   ), matched as (
+    select r.id, r.channel, p.sender_id
+    from rows r
+    join roomy y on y.campaign_id = r.campaign_id and y.channel = r.channel
+    join pool p on p.campaign_id = r.campaign_id and p.channel = r.channel and p.ord = (r.k - 1) % p.m + 1
+    union all
     select r.id, r.channel, s.sender_id
     from rows r join slots s on s.campaign_id = r.campaign_id and s.channel = r.channel and s.k = r.k
   )
@@ -564,7 +591,7 @@ begin
 
   -- 6. one QStash message per batch (published after commit by the outbox publisher)
   insert into public.outbox (topic, client_id, payload, dedup_key, available_at)
-  select 'flow.dispatch', null, jsonb_build_object('batch_id', b.id), 'dispatch-' || b.id,
+  select 'flow.dispatch.' || b.channel, null, jsonb_build_object('batch_id', b.id), 'dispatch-' || b.id,
          coalesce(b.not_before, p_now)
   from _bid b
   where exists (select 1 from _pass p join _ins i on i.id = p.id where p.batch_id = b.id);

@@ -4,10 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Stack } from "../../dev/stack.ts";
 import { asService, db } from "../../shared/db/client.ts";
-import { adaptersFromEnv, dispatchBatch } from "../../shared/engines/dispatch.ts";
+import { dispatchBatch } from "../../shared/engines/dispatch.ts";
 import { planSequences, runSendGate } from "../../shared/engines/outreach.ts";
 import { writeDueContent } from "../../shared/engines/step-content.ts";
-import { DEFAULT_STEPS, outreachFixture } from "../helpers/outreach-fixture.ts";
+import { allAdapters, DEFAULT_STEPS, outreachFixture } from "../helpers/outreach-fixture.ts";
 import { getStack } from "../helpers/stack.ts";
 
 const DAY = 86_400_000;
@@ -38,7 +38,7 @@ async function dispatchAll(clientIds: string[], now: Date) {
   const batches = await db()`
     select distinct batch_id from public.sends
     where client_id = any(${clientIds}::uuid[]) and status = 'pending' and batch_id is not null`;
-  const adapters = adaptersFromEnv();
+  const adapters = await allAdapters();
   for (const b of batches) await dispatchBatch(db(), b.batch_id, adapters, { now, concurrency: 4 });
   return batches.length;
 }
@@ -179,7 +179,7 @@ describe("at most once", () => {
     expect(n).toEqual({ n: 20, runs: 20 });
     // the same batch dispatched twice at once: each message reaches the provider once
     const [b] = await db()`select distinct batch_id from public.sends where client_id = ${f.clientId}`;
-    const adapters = adaptersFromEnv();
+    const adapters = await allAdapters();
     await Promise.all([dispatchBatch(db(), b.batch_id, adapters, { now: BASE }), dispatchBatch(db(), b.batch_id, adapters, { now: BASE })]);
     await dispatchBatch(db(), b.batch_id, adapters, { now: BASE });
     const statuses = await db()`select status, count(*)::int as n from public.sends where client_id = ${f.clientId} group by status`;

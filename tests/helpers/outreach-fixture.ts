@@ -101,9 +101,18 @@ export async function outreachFixture(opts: FixtureOptions = {}): Promise<Outrea
       values (${lead.id}, ${client.id}, ${campaign.id}, ${opts.tier ?? "hot"}, 90)`;
   }
   if (opts.holidays !== false) {
-    const { ensureHolidayCalendars } = await import("../../shared/engines/outreach.ts");
+    const { ensureHolidayCalendars } = await import("../../shared/engines/timing-facts.ts");
     await ensureHolidayCalendars(sql, new Date("2026-11-30T00:00:00Z"));
     await ensureHolidayCalendars(sql, new Date("2027-06-30T00:00:00Z"));
   }
   return { clientId: client.id, campaignId: campaign.id, leadIds, senderIds };
+}
+
+/** Every channel's adapters, as the five dispatch functions build them. */
+export async function allAdapters() {
+  const [{ emailAdapters }, { smsAdapters }, { voiceAdapters }, { linkedinAdapters }, { mailAdapters }] = await Promise.all([
+    import("../../shared/channels/email.ts"), import("../../shared/channels/sms.ts"), import("../../shared/channels/voice.ts"),
+    import("../../shared/channels/linkedin.ts"), import("../../shared/channels/mail.ts"),
+  ]);
+  return { ...emailAdapters(), ...smsAdapters(), ...voiceAdapters(), ...linkedinAdapters(), ...mailAdapters() };
 }
