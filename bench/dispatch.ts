@@ -8,7 +8,7 @@ import { runSendGate } from "../shared/engines/outreach.ts";
 import { timed } from "./db.ts";
 
 /** The outreach flow's gate batch (functions/flow-outreach GATE_BATCH). */
-export const GATE_BATCH = 25_000;
+export const GATE_BATCH = 50_000;
 const SENDERS = 12;
 
 async function seed(sql: postgres.Sql, rows: number) {

@@ -13,6 +13,11 @@ export const FLOW_SCHEDULES: Record<string, string> = {
   "flow-outreach": "* * * * *",
   "flow-content": "*/5 * * * *",
   "flow-dncr": "*/5 * * * *",
+  // inbound: stored webhook events nobody's message picked up, replies left unclassified, and
+  // replies no webhook delivered (polled from the providers)
+  "flow-inbound": "* * * * *",
+  "flow-replies": "*/5 * * * *",
+  "flow-reply-recovery": "*/15 * * * *",
 };
 
 export async function ensureSchedules(opts: {

@@ -23,6 +23,7 @@ import { createAnthropicSandbox } from "./sandbox/anthropic.ts";
 import { createClickSendSandbox } from "./sandbox/clicksend.ts";
 import { createDncrSandbox } from "./sandbox/dncr.ts";
 import { createElevenLabsSandbox } from "./sandbox/elevenlabs.ts";
+import { createHubSpotSandbox } from "./sandbox/hubspot.ts";
 import { createPostgridSandbox } from "./sandbox/postgrid.ts";
 import { createSalesforgeSandbox } from "./sandbox/salesforge.ts";
 import { createTwilioSandbox, TWILIO_SANDBOX_DEFAULTS } from "./sandbox/twilio.ts";
@@ -152,6 +153,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     unipile: { env: "UNIPILE_BASE_URL", key: "UNIPILE_API_KEY", path: "/sandbox/unipile", base: "/api/v1" },
     postgrid: { env: "POSTGRID_BASE_URL", key: "POSTGRID_API_KEY", path: "/sandbox/postgrid", base: "/print-mail/v1" },
     dncr: { env: "DNCR_BASE_URL", key: "DNCR_API_KEY", path: "/sandbox/dncr", base: "" },
+    hubspot: { env: "HUBSPOT_BASE_URL", key: "HUBSPOT_ACCESS_TOKEN", path: "/sandbox/hubspot", base: "" },
   };
   for (const [name, s] of Object.entries({ ...sandboxes, ...outreachSandboxes })) {
     if (process.env[s.key]) continue;
@@ -221,6 +223,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   root.route("/sandbox/unipile", unipileSandbox.app);
   root.route("/sandbox/postgrid", postgridSandbox.app);
   root.route("/sandbox/dncr", dncrSandbox.app);
+  root.route("/sandbox/hubspot", createHubSpotSandbox());
   root.route("/_dev", devRoutes(db, secrets.jwtSecret));
   root.get("/docs", (c) => c.html(docsHtml));
   root.get("/", (c) =>

@@ -27,6 +27,17 @@
 //   malformed  → a tool_use whose input does not match the tool's schema, every time
 //   refusal    → stop_reason "refusal" with no content
 //   spammy     → a body with spam-trigger words until the request carries an is_error tool_result
+//
+// Reply classification (shared/engines/reply-classifier.ts): a request offering the classify_reply
+// tool is checked instead for that tool (an object input_schema requiring class and confidence, with
+// a class enum) and a tool_choice forcing it; system may be a string or text blocks, no caching is
+// required (the prompt is far below the cacheable minimum). The answer is a deterministic "model"
+// read from the <reply> and <context> JSON in the prompt: phrases decide the class (not interested,
+// wrong person / referral with the named person, out of office with a YYYY-MM-DD return date, next
+// quarter / month / year → not_now with a follow-up date, call / meeting → meeting_request with the
+// context's booking link, interested, "?" → question, automatic → auto_reply), with a confidence;
+// "lowconfidence" in the reply → confidence 0.2. The magic words above apply (malformed → a class
+// outside the enum and a confidence of 2).
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { DEFAULT_MODELS } from "../../shared/integrations/anthropic.ts";
@@ -329,6 +340,158 @@ function firstLineInput(f: Facts, step: Json): Json {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Reply classification
+// ---------------------------------------------------------------------------------------------
+
+const CLASSIFY_TOOL = "classify_reply";
+
+function isClassifyRequest(body: unknown): boolean {
+  return isObj(body) && Array.isArray(body.tools) && body.tools.some((t) => isObj(t) && t.name === CLASSIFY_TOOL);
+}
+
+/** The checks of a classification request (throws CheckFailed naming the first problem). */
+function validateClassify(body: unknown, models: readonly string[]): void {
+  const fail = (msg: string): never => {
+    throw new CheckFailed(msg);
+  };
+  const b = body as Json;
+  if (typeof b.model !== "string" || !models.includes(b.model)) {
+    fail(`model: ${JSON.stringify(b.model)} is not one of the configured models (${models.join(", ")})`);
+  }
+  if (!Number.isInteger(b.max_tokens) || (b.max_tokens as number) < 1) fail("max_tokens: Field required (a positive integer)");
+  for (const p of ["temperature", "top_p", "top_k"]) {
+    if (b[p] !== undefined) fail(`${p}: non-default sampling parameters are not supported on ${b.model}`);
+  }
+  if (b.stream) fail("stream: the sandbox answers non-streaming requests only");
+  const messages = Array.isArray(b.messages) ? b.messages : fail("messages: Field required");
+  if (!messages.length) fail("messages: at least one message is required");
+  messages.forEach((m, i) => {
+    if (!isObj(m) || (m.role !== "user" && m.role !== "assistant")) fail(`messages.${i}.role: must be "user" or "assistant"`);
+    if (typeof m.content !== "string" && !Array.isArray(m.content)) fail(`messages.${i}.content: Field required`);
+  });
+  if ((messages[0] as Json).role !== "user") fail("messages.0.role: the first message must be from the user");
+  if ((messages[messages.length - 1] as Json).role !== "user") {
+    fail(`messages.${messages.length - 1}: assistant message prefill is not supported on ${b.model}; the last message must be from the user`);
+  }
+  if (b.system !== undefined && typeof b.system !== "string" && !(Array.isArray(b.system) && b.system.every((x) => isObj(x) && x.type === "text" && typeof x.text === "string"))) {
+    fail("system: must be a string or an array of text blocks");
+  }
+  const tool = (b.tools as unknown[]).find((t) => isObj(t) && t.name === CLASSIFY_TOOL) as Json;
+  const schema = isObj(tool.input_schema) ? tool.input_schema : fail(`tools: ${CLASSIFY_TOOL}.input_schema is required`);
+  const props = isObj(schema.properties) ? schema.properties : null;
+  if (schema.type !== "object" || !props || !Array.isArray(schema.required)
+    || !["class", "confidence"].every((f) => (schema.required as unknown[]).includes(f))) {
+    fail(`tools: ${CLASSIFY_TOOL}.input_schema must be an object schema requiring "class" and "confidence"`);
+  }
+  const cls = props!.class;
+  if (!isObj(cls) || !Array.isArray(cls.enum) || !cls.enum.length) fail(`tools: ${CLASSIFY_TOOL}.input_schema.properties.class needs an enum`);
+  const choice = isObj(b.tool_choice) ? b.tool_choice : null;
+  if (choice?.type !== "tool" || choice.name !== CLASSIFY_TOOL) fail(`tool_choice: must force the classification tool ({"type": "tool", "name": "${CLASSIFY_TOOL}"})`);
+}
+
+function plusDays(date: string, n: number): string {
+  return new Date(Date.parse(`${date}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
+}
+
+function monthStart(date: string, monthsAhead: number): string {
+  const y = Number(date.slice(0, 4));
+  const m = Number(date.slice(5, 7)) - 1 + monthsAhead;
+  return new Date(Date.UTC(y + Math.floor(m / 12), m % 12, 1)).toISOString().slice(0, 10);
+}
+
+/** The sandbox "model": a deterministic reading of the reply in the prompt. */
+function classifyReplyInput(messages: Json[]): Json {
+  const prompt = textOf(messages[0].content);
+  const reply = tagJson(prompt, "reply") ?? {};
+  const context = tagJson(prompt, "context") ?? {};
+  const raw = `${str(reply.subject)}\n${str(reply.body)}`;
+  const text = raw.toLowerCase();
+  const today = /^\d{4}-\d{2}-\d{2}$/.test(str(context.today)) ? str(context.today) : new Date().toISOString().slice(0, 10);
+  const link = str(context.booking_link);
+  const first = str(context.prospect_first_name);
+  const confidence = text.includes("lowconfidence") ? 0.2 : 0.86;
+  const hi = first ? `Hi ${first}, ` : "Hi, ";
+  const isoIn = /\b(\d{4}-\d{2}-\d{2})\b/.exec(raw)?.[1];
+
+  if (/\b(not interested|no thanks|no thank you|not for us)\b/.test(text)) return { class: "not_interested", confidence };
+  if (/\b(wrong person|not the right person|no longer (with|at|work)|left the company|not my area|handles this|in charge of)\b/.test(text)) {
+    const named = /\b(?:speak|talk|reach out|get in touch|contact|email|try)\s+(?:to|with)?\s*([A-Z][a-z]+(?: [A-Z][a-z]+)?)/.exec(raw)
+      ?? /\b([A-Z][a-z]+ [A-Z][a-z]+)\s+(?:handles|is in charge|looks after|runs)\b/.exec(raw);
+    const email = /([A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})/.exec(raw)?.[1];
+    const title = /,\s*(?:our|the)\s+([A-Z][A-Za-z ]{2,60}?)(?:[,.(]|\s+at\b|$)/m.exec(raw)?.[1]?.trim();
+    if (named || email) {
+      return { class: "referral", confidence, referral: { name: named?.[1] ?? email!.split("@")[0], ...(email ? { email } : {}), ...(title ? { title } : {}) } };
+    }
+    return { class: "wrong_person", confidence };
+  }
+  if (/\b(out of (the )?office|on leave|on holiday|on vacation|away until)\b/.test(text)) {
+    return { class: "out_of_office", confidence, return_date: isoIn ?? plusDays(today, 7) };
+  }
+  if (/\b(next quarter|next month|next year|not now|not right now|maybe later|in a few months)\b/.test(text)) {
+    const follow = isoIn ?? (/next month/.test(text) ? monthStart(today, 1) : /next year/.test(text) ? `${Number(today.slice(0, 4)) + 1}-01-15`
+      : /next quarter/.test(text) ? monthStart(today, 3 - ((Number(today.slice(5, 7)) - 1) % 3)) : undefined);
+    return { class: "not_now", confidence, ...(follow ? { follow_up_date: follow } : {}) };
+  }
+  if (/\b(call|meeting|meet|demo|calendar|book a time|catch up)\b/.test(text)) {
+    return { class: "meeting_request", confidence, suggested_answer: `${hi}great to hear from you. ${link ? `Pick any time that suits you here: ${link}` : "What times suit you next week?"}` };
+  }
+  if (/\b(interested|sounds good|sounds great|tell me more|keen)\b/.test(text)) {
+    return { class: "interested", confidence, suggested_answer: `${hi}thanks for getting back to me. Happy to share more, would a short call help?` };
+  }
+  if (/\b(automatic|auto-reply|autoreply|do not reply)\b/.test(text)) return { class: "auto_reply", confidence };
+  return { class: "question", confidence: text.includes("?") ? confidence : 0.55, suggested_answer: `${hi}good question. Let me come back to you with the details shortly.` };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Campaign drafting (functions/campaign-generation): a request offering the draft_campaign tool
+// with an object schema requiring "steps", and a tool_choice forcing it. The answer is a sequence
+// built from the <icp> JSON in the prompt: the channels it asks for, copy naming the offer.
+// ---------------------------------------------------------------------------------------------
+
+const DRAFT_TOOL = "draft_campaign";
+
+function isDraftRequest(body: unknown): boolean {
+  return isObj(body) && Array.isArray(body.tools) && body.tools.some((t) => isObj(t) && t.name === DRAFT_TOOL);
+}
+
+function validateDraft(body: unknown, models: readonly string[]): void {
+  const fail = (msg: string): never => {
+    throw new CheckFailed(msg);
+  };
+  const b = isObj(body) ? body : fail("body: must be a JSON object");
+  if (!models.includes(String(b.model))) fail(`model: unknown model ${String(b.model)}`);
+  if (!Array.isArray(b.messages) || !b.messages.length) fail("messages: Field required");
+  const tool = (b.tools as unknown[]).find((t) => isObj(t) && t.name === DRAFT_TOOL) as Json;
+  const schema = isObj(tool.input_schema) ? tool.input_schema : fail(`tools: ${DRAFT_TOOL}.input_schema is required`);
+  if (schema.type !== "object" || !Array.isArray(schema.required) || !(schema.required as unknown[]).includes("steps")) {
+    fail(`tools: ${DRAFT_TOOL}.input_schema must be an object schema requiring "steps"`);
+  }
+  const choice = isObj(b.tool_choice) ? b.tool_choice : null;
+  if (choice?.type !== "tool" || choice.name !== DRAFT_TOOL) fail(`tool_choice: must force the draft tool ({"type": "tool", "name": "${DRAFT_TOOL}"})`);
+}
+
+function draftCampaignInput(messages: Json[]): Json {
+  const prompt = textOf(messages[0].content);
+  const icp = tagJson(prompt, "icp") ?? {};
+  const offer = str(icp.offer) || "outbound lead generation";
+  const industry = Array.isArray(icp.industries) && icp.industries.length ? String(icp.industries[0]) : "your industry";
+  const channels = Array.isArray(icp.channels) && icp.channels.length ? (icp.channels as string[]) : ["email", "voice", "linkedin", "email", "sms"];
+  const days = [0, 3, 5, 8, 12, 15, 18];
+  const steps = channels.map((channel, i) => ({
+    day_offset: days[i] ?? i * 3,
+    channel,
+    ...(channel === "linkedin" ? { linkedin_action: "invitation" } : {}),
+    ...(channel === "email" ? { subject: i === 0 ? `{{first_name|there}}, ${offer} for ${industry}` : "Re: a quick follow-up" } : {}),
+    body: channel === "sms"
+      ? `Hi {{first_name|there}}, worth a quick chat about ${offer}?`
+      : channel === "linkedin"
+      ? `Hi {{first_name|there}}, I work with ${industry} teams on ${offer}.`
+      : `{{client_name}} helps ${industry} companies like {{company|yours}} with ${offer}. Worth a short call?`,
+  }));
+  return { name: `${offer} — ${industry}`.slice(0, 120), description: `Drafted for the ICP: ${industry}; offer: ${offer}.`, steps };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Usage with a prompt cache
 // ---------------------------------------------------------------------------------------------
 
@@ -405,8 +568,12 @@ export function createAnthropicSandbox(opts: AnthropicSandboxOptions = {}): { ap
 
   /** The answer to one messages request (shared by /v1/messages and batches). */
   function answer(body: unknown, batch: boolean): Outcome {
+    const classifying = isClassifyRequest(body);
+    const drafting = !classifying && isDraftRequest(body);
     try {
-      validate(body, models);
+      if (classifying) validateClassify(body, models);
+      else if (drafting) validateDraft(body, models);
+      else validate(body, models);
     } catch (err) {
       if (err instanceof CheckFailed) return { kind: "error", status: 400, type: "invalid_request_error", message: err.message };
       throw err;
@@ -438,6 +605,14 @@ export function createAnthropicSandbox(opts: AnthropicSandboxOptions = {}): { ap
       },
     });
     if (prompt.includes("refusal")) return finish([], "refusal");
+    if (classifying) {
+      const input = prompt.includes("malformed") ? { class: "maybe_later", confidence: 2 } : classifyReplyInput(messages);
+      return finish([{ type: "tool_use", id: `toolu_sbx${rng.hex(20)}`, name: CLASSIFY_TOOL, input }], "tool_use");
+    }
+    if (drafting) {
+      const input = prompt.includes("malformed") ? { steps: "none" } : draftCampaignInput(messages);
+      return finish([{ type: "tool_use", id: `toolu_sbx${rng.hex(20)}`, name: DRAFT_TOOL, input }], "tool_use");
+    }
 
     const { facts, step } = factsFrom(b);
     const choice = b.tool_choice as Json;

@@ -14,6 +14,11 @@ export const TOPIC_DESTINATIONS: Record<string, string> = {
   "flow.dispatch.mail": "flow-dispatch-mail",
   "flow.timing": "flow-timing",
   "flow.dncr": "flow-dncr",
+  "flow.inbound": "flow-inbound",
+  "flow.webhook-delivery": "flow-webhook-delivery",
+  "flow.crm-sync": "flow-crm-sync",
+  "flow.replies": "flow-replies",
+  "flow.reply-recovery": "flow-reply-recovery",
 };
 
 export type FlowTopic = keyof typeof TOPIC_DESTINATIONS;

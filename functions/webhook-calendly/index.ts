@@ -1,0 +1,9 @@
+// POST /webhook-calendly: Calendly bookings. Verified, stored once in webhook_events and processed
+// asynchronously by flow-inbound; the pipeline is shared by every provider (shared/webhooks/receive.ts).
+import { serveFunction } from "../../shared/http/serve.ts";
+import { createWebhookFunction, WEBHOOKS } from "../../shared/webhooks/receive.ts";
+
+const app = createWebhookFunction(WEBHOOKS.calendly);
+
+export default app;
+serveFunction(app);
