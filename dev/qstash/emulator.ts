@@ -31,6 +31,8 @@ export interface QStashEmulator {
   start(): void;
   stop(): Promise<void>;
   stats(): { pending: number; delivered: number; dlq: number; schedules: number };
+  /** Pending messages whose destination URL contains `urlPart` (a test waits for its own work only). */
+  pendingTo(urlPart: string): number;
 }
 
 type HeaderMap = Record<string, string[]>;
@@ -1181,6 +1183,11 @@ export function createQStashEmulator(opts: QStashEmulatorOptions): QStashEmulato
     },
     stats() {
       return { pending: messages.size, delivered, dlq: dlq.size, schedules: schedules.size };
+    },
+    pendingTo(urlPart: string) {
+      let n = 0;
+      for (const m of messages.values()) if (m.url.includes(urlPart)) n++;
+      return n;
     },
   };
 }

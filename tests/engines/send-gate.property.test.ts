@@ -5,14 +5,17 @@
 //      redelivered/concurrent ticks: no recorded send breaks a rule, none is recorded twice, and
 //      no step is lost (each ends sent, skipped or cancelled with a reason, or waits with a reason).
 import fc from "fast-check";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { asService, db } from "../../shared/db/client.ts";
 import { planSequences, runSendGate } from "../../shared/engines/outreach.ts";
 import { ensureHolidayCalendars } from "../../shared/engines/timing-facts.ts";
 import { getStack, unique } from "../helpers/stack.ts";
 import { type Channel, holidaySet, isPermitted, nextPermittedStart } from "../helpers/window-oracle.ts";
+import { discardSimulatedDispatches } from "../helpers/outreach-fixture.ts";
 
 let holidays: Set<string>;
+
+afterAll(() => discardSimulatedDispatches());
 
 beforeAll(async () => {
   await getStack();

@@ -62,7 +62,8 @@ function synced(id: string) {
 }
 
 async function quiet() {
-  await until("QStash has nothing pending", async () => stack.qstash.stats().pending === 0);
+  // only this flow's messages: other tests leave delayed messages (retries, follow-ups) pending
+  await until("QStash has no CRM sync pending", async () => stack.qstash.pendingTo("/flow-crm-sync") === 0);
 }
 
 async function syncAgain(meetingId: string, times: number) {

@@ -7,7 +7,7 @@ import { asService, db } from "../../shared/db/client.ts";
 import { dispatchBatch } from "../../shared/engines/dispatch.ts";
 import { planSequences, runSendGate } from "../../shared/engines/outreach.ts";
 import { writeDueContent } from "../../shared/engines/step-content.ts";
-import { allAdapters, DEFAULT_STEPS, outreachFixture } from "../helpers/outreach-fixture.ts";
+import { allAdapters, DEFAULT_STEPS, discardSimulatedDispatches, outreachFixture } from "../helpers/outreach-fixture.ts";
 import { getStack } from "../helpers/stack.ts";
 
 const DAY = 86_400_000;
@@ -20,7 +20,8 @@ beforeAll(async () => {
   // the tests drive the flows themselves: stop the emulator so queued kicks don't race them
   await stack.qstash.stop();
 });
-afterAll(() => {
+afterAll(async () => {
+  await discardSimulatedDispatches();
   stack.qstash.start();
 });
 

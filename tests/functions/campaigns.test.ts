@@ -2,10 +2,11 @@
 // default one), approval by an owner or admin only, re-approval after edits, pause/resume, sender
 // pools and the capacity planner, the emergency pause, the co-pilot approval queue, tenancy, and
 // a Claude-drafted campaign (the Anthropic sandbox) saved pending approval.
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Stack } from "../../dev/stack.ts";
 import { asService, db } from "../../shared/db/client.ts";
 import { planSequences, runSendGate } from "../../shared/engines/outreach.ts";
+import { discardSimulatedDispatches } from "../helpers/outreach-fixture.ts";
 import { call, getStack, makeUser, type TestUser, unique } from "../helpers/stack.ts";
 
 let stack: Stack;
@@ -14,6 +15,8 @@ let member: TestUser;
 let viewer: TestUser;
 let other: TestUser;
 let slug: string;
+
+afterAll(() => discardSimulatedDispatches());
 
 beforeAll(async () => {
   stack = await getStack();

@@ -116,3 +116,13 @@ export async function allAdapters() {
   ]);
   return { ...emailAdapters(), ...smsAdapters(), ...voiceAdapters(), ...linkedinAdapters(), ...mailAdapters() };
 }
+
+/**
+ * Tests that drive the gate on a simulated clock record dispatch batches due at those (future)
+ * times. They dispatch them themselves; left in the outbox, a later publish would park them in the
+ * QStash emulator until that date and keep it from ever being idle for other tests.
+ */
+export async function discardSimulatedDispatches(): Promise<void> {
+  await db()`update public.outbox set published_at = now(), destination = 'discarded-by-test'
+             where published_at is null and topic like 'flow.dispatch.%'`;
+}
