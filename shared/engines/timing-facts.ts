@@ -40,7 +40,8 @@ export async function resolveLeadTimezones(tx: Tx, limit = 1000): Promise<number
     update public.lead_pool l set timezone = r.timezone, timezone_assumed = r.assumed, region_code = r.region
     from (select unnest(${resolved.map((r) => r.id)}::uuid[]) as id,
                  unnest(${resolved.map((r) => r.timezone)}::text[]) as timezone,
-                 unnest(${resolved.map((r) => r.assumed)}::boolean[]) as assumed,
+                 -- as text: postgres.js sends a JS boolean array as one boolean
+                 unnest(${resolved.map((r) => String(r.assumed))}::text[])::boolean as assumed,
                  unnest(${resolved.map((r) => r.region)}::text[]) as region) r
     where l.id = r.id`;
   return resolved.length;

@@ -231,3 +231,23 @@ describe("emergency pause", () => {
     expect(await sentFor(f.clientId)).toBe(5);
   });
 });
+
+describe("the timing facts", () => {
+  it("resolves a planned lead's zone and holiday region from its location, and flags a guessed zone", async () => {
+    const f = await outreachFixture({ leads: 2, tier: "warm", steps: [{ day_offset: 0, channel: "sms" }] });
+    await db()`update public.lead_pool set timezone = null, state = 'Victoria' where id = ${f.leadIds[0]}`;
+    await db()`update public.lead_pool set timezone = null, state = null, city = null where id = ${f.leadIds[1]}`;
+    const { resolveLeadTimezones } = await import("../../shared/engines/timing-facts.ts");
+    expect(await asService({ role: "test" }, (tx) => resolveLeadTimezones(tx))).toBeGreaterThanOrEqual(2);
+    const rows = await db()`select id, timezone, timezone_assumed, region_code from public.lead_pool where id = any(${f.leadIds}::uuid[])`;
+    const vic = rows.find((r) => r.id === f.leadIds[0])!;
+    const unknown = rows.find((r) => r.id === f.leadIds[1])!;
+    expect(vic).toMatchObject({ timezone: "Australia/Melbourne", timezone_assumed: false, region_code: "VIC" });
+    // Australia without a state: a guess, so the gate makes no call or text on it
+    expect(unknown.timezone_assumed).toBe(true);
+    await plan(BASE);
+    await write();
+    await gate(BASE);
+    expect(await refusedFor(f.clientId, "timezone_uncertain")).toBe(1);
+  });
+});

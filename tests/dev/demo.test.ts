@@ -1,0 +1,111 @@
+// `npm run demo` (dev/demo.ts) end to end: a 300-lead sandbox agency run as a child process on
+// embedded PGlite, its one JSON object checked — every channel sent, every reply class classified,
+// a funnel that never widens, costs and gate refusals recorded — and the text report rendered from
+// the same object. Also the command line's refusals and the sandbox-only environment.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { CHANNEL_NAMES, REPLY_CLASS_NAMES, renderReport, type DemoReport } from "../../dev/demo-report.ts";
+import { campaignCapacity, parseArgs, sandboxOnly } from "../../dev/demo.ts";
+
+const root = join(import.meta.dirname, "../..");
+
+function runDemo(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  // embedded PGlite whatever the test run uses: the demo's gate would otherwise work on a shared database
+  const env = { ...process.env };
+  delete env.DATABASE_URL;
+  delete env.SUPABASE_DB_URL;
+  return new Promise((resolve, reject) => {
+    const child = spawn("npx", ["tsx", "dev/demo.ts", ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString("utf8")));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`the demo did not finish in ${timeoutMs / 1000} s\n${stderr.slice(-3000)}`));
+    }, timeoutMs);
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("npm run demo", () => {
+  it("runs a 300-lead agency to the end: every channel, every reply class, a funnel that never widens", { timeout: 170_000 }, async () => {
+    const run = await runDemo(["--json", "--leads", "300"], 165_000);
+    expect(run.code, run.stderr.slice(-3000)).toBe(0);
+
+    // stdout is exactly one JSON object; the progress went to stderr, one line per stage
+    const lines = run.stdout.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    const report = JSON.parse(lines[0]) as DemoReport;
+    for (const stage of ["stack", "pool", "pipeline", "campaign", "day  0", "day 12", "replies", "bookings", "outcomes", "report"]) {
+      expect(run.stderr, stage).toMatch(new RegExp(`\\] ${stage}\\s`));
+    }
+    expect(report.problems).toEqual([]);
+    expect(report.run.leads).toBe(300);
+    expect(report.run.database).toMatch(/PGlite/);
+
+    // every channel sent, to people who got it
+    for (const ch of CHANNEL_NAMES) {
+      expect(report.channels[ch].sends, ch).toBeGreaterThan(0);
+      expect(report.channels[ch].leads_messaged, ch).toBeGreaterThan(0);
+    }
+    // every reply class of product.md §7 (and a bounce), each classified as the demo wrote it
+    for (const c of REPLY_CLASS_NAMES) expect(report.replies.by_class[c], c).toBeGreaterThan(0);
+    expect(report.replies.classified_as_written).toBe(report.replies.posted);
+    expect(report.replies.sms_stop_opt_outs).toBeGreaterThan(0);
+
+    // the funnel: pool → contacted → replied → positive → meeting → won, never widening
+    expect(report.funnel.map((f) => f.stage)).toEqual(["pool", "contacted", "replied", "positive", "meeting", "won"]);
+    expect(report.funnel[0].count).toBe(300);
+    for (let i = 1; i < report.funnel.length; i++) {
+      expect(report.funnel[i].count, report.funnel[i].stage).toBeLessThanOrEqual(report.funnel[i - 1].count);
+    }
+    expect(report.funnel[5].count).toBeGreaterThan(0);
+    // the campaign took no more new leads than its daily capacity
+    expect(report.pipeline.placed).toBeLessThanOrEqual(campaignCapacity(300) + 5);
+
+    // meetings with outcomes, costs, refusals by reason, inbound applied
+    expect(report.meetings.by_status.held).toBeGreaterThan(0);
+    expect(report.meetings.by_status.no_show).toBeGreaterThan(0);
+    expect(report.meetings.lost).toBeGreaterThan(0);
+    expect(report.costs.total_cents).toBeGreaterThan(0);
+    expect(report.costs.per_lead_contacted_cents).toBeCloseTo(report.costs.total_cents / report.funnel[1].count, 2);
+    expect(report.gate_refusals.total).toBeGreaterThan(0);
+    for (const reason of ["tier_channel", "dncr_unwashed"]) expect(report.gate_refusals.by_reason[reason], reason).toBeGreaterThan(0);
+    expect(report.inbound.not_applied).toBe(0);
+    for (const p of ["salesforge", "twilio", "vapi", "unipile", "postgrid", "calcom"]) expect(report.inbound.webhook_events[p], p).toBeGreaterThan(0);
+
+    // the text report says the same
+    const text = renderReport(report);
+    for (const f of report.funnel) expect(text).toMatch(new RegExp(`\\n  ${f.stage}\\s+${f.count.toLocaleString("en-AU")}\\s`));
+    for (const c of REPLY_CLASS_NAMES) expect(text).toContain(c);
+  });
+
+  it("refuses bad arguments with the usage and exit code 2, before starting anything", async () => {
+    const bad = await runDemo(["--leads", "5"], 60_000);
+    expect(bad.code).toBe(2);
+    expect(bad.stdout).toBe("");
+    expect(bad.stderr).toMatch(/--leads must be a whole number from 20 to 20000/);
+    expect(bad.stderr).toMatch(/usage: npm run demo/);
+
+    expect(() => parseArgs(["--bogus"])).toThrow(/unknown argument --bogus/);
+    expect(() => parseArgs(["--leads"])).toThrow(/--leads needs a value/);
+    expect(() => parseArgs(["--days", "5"])).toThrow(/--days must be/);
+    expect(parseArgs([])).toMatchObject({ json: false, leads: 2000, seed: "demo", dataDir: null, days: 16 });
+    expect(parseArgs(["--json", "--leads=300", "--seed", "x"])).toMatchObject({ json: true, leads: 300, seed: "x" });
+  });
+
+  it("drops real provider credentials and endpoints so the demo can only reach the sandboxes", () => {
+    const env: Record<string, string | undefined> = {
+      SALESFORGE_API_KEY: "live", TWILIO_ACCOUNT_SID: "AC1", TWILIO_BASE_URL: "https://api.twilio.com", QSTASH_TOKEN: "q",
+      ANTHROPIC_API_KEY: "sk", DNCR_TELEMARKETER_ID: "123", LOG_LEVEL: "info",
+    };
+    expect(sandboxOnly(env).sort()).toEqual(["ANTHROPIC_API_KEY", "DNCR_TELEMARKETER_ID", "QSTASH_TOKEN", "SALESFORGE_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_BASE_URL"]);
+    expect(env).toEqual({ LOG_LEVEL: "info" });
+  });
+});
