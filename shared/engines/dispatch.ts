@@ -9,6 +9,7 @@ import type { Sql } from "../db/client.ts";
 import { ProviderError } from "../integrations/provider-http.ts";
 import { unsubscribeToken, unsubscribeUrl } from "../compliance/unsubscribe-token.ts";
 import { UNSUBSCRIBE_PLACEHOLDER } from "./content-checks.ts";
+import { mapLimit } from "./concurrency.ts";
 import { publicWebhookUrl } from "../webhooks/public-url.ts";
 
 /**
@@ -199,19 +200,6 @@ async function dispatchOne(row: SendRow, adapters: AdapterRegistry, maxAttempts:
   }
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  async function worker() {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  }
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}
-
 /** Dispatches what is due in one batch. */
 export async function dispatchBatch(
   sql: Sql,
@@ -236,29 +224,39 @@ export async function dispatchBatch(
 
   const summary: DispatchResult = { claimed: claimed.length, sent: 0, failed: 0, retrying: 0, reconciled: 0, unknown: 0, nextInSeconds: null };
   await sql.begin(async (tx) => {
-    for (const { row, outcome } of results) {
+    // every outcome in one set-based UPDATE (a lease still held: a send another delivery
+    // reconciled meanwhile is left alone)
+    const rows = results.map(({ row, outcome }) => {
       if (outcome.kind === "sent") {
         summary.sent += 1;
         if (outcome.reconciled) summary.reconciled += 1;
-        await tx`
-          update public.sends set status = 'sent', provider = ${outcome.result.provider},
-                 provider_message_id = ${outcome.result.providerMessageId},
-                 thread_ref = coalesce(${outcome.result.threadRef ?? null}, thread_ref),
-                 cost_cents = ${outcome.result.costCents}, dispatched_at = now(), lease_until = null, error = null
-          where id = ${row.id} and status = 'dispatching'`;
-      } else if (outcome.kind === "retry") {
-        summary.retrying += 1;
-        await tx`
-          update public.sends set status = 'pending', lease_until = null, error = ${outcome.error},
-                 next_attempt_at = now() + make_interval(secs => ${Math.ceil(outcome.afterMs / 1000)})
-          where id = ${row.id} and status = 'dispatching'`;
-      } else {
-        if (outcome.kind === "unknown") summary.unknown += 1;
-        else summary.failed += 1;
-        await tx`
-          update public.sends set status = ${outcome.kind}, lease_until = null, error = ${outcome.error}
-          where id = ${row.id} and status = 'dispatching'`;
+        const r = outcome.result;
+        return { id: row.id, status: "sent", provider: r.provider, pmid: r.providerMessageId, thread: r.threadRef ?? null, cost: r.costCents, error: null, retry: 0 };
       }
+      if (outcome.kind === "retry") summary.retrying += 1;
+      else if (outcome.kind === "unknown") summary.unknown += 1;
+      else summary.failed += 1;
+      const status = outcome.kind === "retry" ? "pending" : outcome.kind;
+      const retry = outcome.kind === "retry" ? Math.ceil(outcome.afterMs / 1000) : 0;
+      return { id: row.id, status, provider: null, pmid: null, thread: null, cost: 0, error: outcome.error, retry };
+    });
+    if (rows.length > 0) {
+      await tx`
+        update public.sends s set
+          status = o.status,
+          provider = coalesce(o.provider, s.provider),
+          provider_message_id = coalesce(o.pmid, s.provider_message_id),
+          thread_ref = coalesce(o.thread, s.thread_ref),
+          cost_cents = case when o.status = 'sent' then o.cost else s.cost_cents end,
+          dispatched_at = case when o.status = 'sent' then now() else s.dispatched_at end,
+          next_attempt_at = case when o.status = 'pending' then now() + make_interval(secs => o.retry) else s.next_attempt_at end,
+          lease_until = null,
+          error = o.error
+        from (select unnest(${rows.map((r) => r.id)}::uuid[]) as id, unnest(${rows.map((r) => r.status)}::text[]) as status,
+                     unnest(${rows.map((r) => r.provider)}::text[]) as provider, unnest(${rows.map((r) => r.pmid)}::text[]) as pmid,
+                     unnest(${rows.map((r) => r.thread)}::text[]) as thread, unnest(${rows.map((r) => r.cost)}::numeric[]) as cost,
+                     unnest(${rows.map((r) => r.error)}::text[]) as error, unnest(${rows.map((r) => r.retry)}::int[]) as retry) o
+        where s.id = o.id and s.status = 'dispatching'`;
     }
     const sentIds = results.filter((r) => r.outcome.kind === "sent").map((r) => r.row.id);
     if (sentIds.length > 0) {

@@ -11,6 +11,7 @@ import { ProviderError } from "../integrations/provider-http.ts";
 import type { SerperClient } from "../integrations/serper.ts";
 import { normalizeCountry } from "./lead-row.ts";
 import { classifyPageHtml, normalizeLinkedInUrl, normalizeWebsite } from "./url-validator.ts";
+import { mapLimit } from "./concurrency.ts";
 
 export interface ScoutLead {
   id: string;
@@ -121,14 +122,6 @@ function failure(step: string, err: unknown, leadId: string | null, domain: stri
   return { leadId, domain, step, retryable: true, message: err instanceof Error ? err.message : String(err) };
 }
 
-/** Runs fn over items with at most `limit` in flight. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
-}
-
 function personPatch(lead: ScoutLead, p: ApolloPerson): LeadPatch {
   const patch: LeadPatch = { apollo_person_id: p.id };
   if (!lead.email && p.email) patch.email = p.email;
@@ -216,7 +209,7 @@ export async function scout(input: ScoutInput, clients: ScoutClients): Promise<S
   const domainOf = (l: ScoutLead) => leads.get(l.id)!.company_domain ?? l.company_domain;
 
   // 1. Apollo person match
-  await pool(input.leads.filter(needsPerson), 5, async (l) => {
+  await mapLimit(input.leads.filter(needsPerson), 5, async (l) => {
     try {
       steps.apollo_person++;
       const p = await clients.apollo.matchPerson({
@@ -237,7 +230,7 @@ export async function scout(input: ScoutInput, clients: ScoutClients): Promise<S
   // 2. Apollo organisation, once per stale domain, with its open roles
   const domains = [...new Set(input.leads.map(domainOf).filter((d): d is string => !!d))]
     .filter((d) => companyStale(input.companies.get(d), now));
-  await pool(domains, 5, async (domain) => {
+  await mapLimit(domains, 5, async (domain) => {
     try {
       steps.apollo_organization++;
       const org = await clients.apollo.enrichOrganization(domain);
@@ -261,7 +254,7 @@ export async function scout(input: ScoutInput, clients: ScoutClients): Promise<S
     const key = leads.get(l.id)!.linkedin_key ?? l.linkedin_key;
     return key && !l.linkedin_found && ["hot", "warm", "cool"].includes(tiers.get(l.id) ?? "dead");
   });
-  await pool(linkedinWorthy, 3, async (l) => {
+  await mapLimit(linkedinWorthy, 3, async (l) => {
     try {
       steps.apify_linkedin++;
       const key = leads.get(l.id)!.linkedin_key ?? l.linkedin_key!;
@@ -286,7 +279,7 @@ export async function scout(input: ScoutInput, clients: ScoutClients): Promise<S
     const c = input.companies.get(d);
     return !c?.signals_checked_at || now - c.signals_checked_at.getTime() > COMPANY_FRESH_DAYS * 86_400_000;
   });
-  await pool(signalDomains, 3, async (domain) => {
+  await mapLimit(signalDomains, 3, async (domain) => {
     steps.website_signals++;
     const patch = companies.get(domain) ?? {};
     const found = new Set<string>();

@@ -5,6 +5,7 @@
 import type { Channel, LinkedInAction } from "../channels/types.ts";
 import type { Sql } from "../db/client.ts";
 import type { AnthropicClient } from "../integrations/anthropic.ts";
+import { mapLimit } from "./concurrency.ts";
 import { ContentRefusedError, writeStep, type WriteStepDeps } from "./content.ts";
 import { DEFAULT_TEMPLATES, stepKindFor, type MessageTemplate } from "./templates.ts";
 
@@ -104,19 +105,6 @@ function templateFor(row: Row, isFirstTouch: boolean): MessageTemplate | undefin
   const kind = stepKindFor(row.channel, { isFirstTouch, linkedinAction: row.linkedin_action ?? undefined });
   const base = DEFAULT_TEMPLATES[kind];
   return { ...base, subject: row.subject_template ?? base.subject, main: row.body_template };
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
 }
 
 /** One bounded batch of message writing. */
