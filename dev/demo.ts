@@ -508,9 +508,9 @@ async function setupAgency(sql: Sql, args: DemoArgs, tag: string): Promise<Omit<
   const [clientIcp] = await sql`
     insert into public.icps ${sql({ ...icp, name: "Growth leaders, AU B2B", client_id: client.id, approved_at: new Date() })} returning id`;
   const [campaign] = await sql`
-    insert into public.campaigns (client_id, icp_id, name, offer, sender_name, status, approved_at, daily_new_leads)
-    values (${client.id}, ${clientIcp.id}, 'Growth leaders: outbound meetings', ${icp.offer}, 'Sam Carter', 'active', now(),
-            ${campaignCapacity(args.leads)})
+    insert into public.campaigns (client_id, icp_id, name, offer, sender_name, status, approved_at, paused_at, pause_reason, daily_new_leads)
+    values (${client.id}, ${clientIcp.id}, 'Growth leaders: outbound meetings', ${icp.offer}, 'Sam Carter', 'paused', now(), now(),
+            'launches once the list is scored', ${campaignCapacity(args.leads)})
     returning id`;
   const suffix = tag ? `-${tag}` : "";
   const senderRows: Array<[DemoChannel, string, string, string | null, Record<string, string> | null]> = [
@@ -609,10 +609,18 @@ async function runPipeline(ctx: Ctx): Promise<void> {
   const n = world.leadIds.length;
   const describe = (c: PipelineCounts) =>
     `enriched ${c.enriched + c.scored + c.invalid}/${n} · scored ${c.scored} · invalid ${c.invalid} · placed ${c.placed} · not placed ${c.unplaced}`;
-  const done = await waitFor("pipeline", "every lead scored and placed (or given the reason it was not)", async () => {
+  const settled = (what: string) => waitFor("pipeline", what, async () => {
     const c = await pipelineCounts(sql, world.leadIds);
     return c.scored + c.invalid === n && c.placed + c.unplaced === c.scored ? c : false;
   }, { timeoutMs: 120_000 + n * 80, everyMs: 1000, report: async () => describe(await pipelineCounts(sql, world.leadIds)) });
+  const scored = await settled("every lead scored (or found invalid) and given the allocator's verdict");
+  progress("pipeline", `${describe(scored)}: the campaign is paused until the list is scored`);
+  // The launch: the campaign opens, which re-opens the leads that waited for it (a trigger) and
+  // queues one allocation step, so the whole scored list is placed best-first — not whichever
+  // leads happened to be scored first.
+  await sql`update public.campaigns set status = 'active', paused_at = null, pause_reason = null where id = ${world.campaignId}`;
+  await publishOutbox(sql);
+  const done = await settled("the scored list placed best-first (or given the reason a lead was not)");
   const reasons = await sql`
     select reason, count(*)::int as n from public.lead_allocation where lead_id = any(${world.leadIds}::uuid[]) group by reason`;
   progress("pipeline", `${describe(done)} (${counts(Object.fromEntries(reasons.map((r) => [r.reason, r.n])))})`);
@@ -1158,7 +1166,7 @@ export async function runDemo(args: DemoArgs): Promise<{ report: DemoReport | nu
       if (paused.length) progress("agency", `paused ${plural(paused.length, "campaign")} of an earlier demo run in this database`);
     }
     const world = { ...(await setupAgency(sql, args, tag)), leadIds: [], base: new Date(0), baseDate: "" } as World;
-    progress("agency", `client ${world.clientName} (autopilot): ICP "Growth leaders, AU B2B", an approved campaign, one sender per channel`);
+    progress("agency", `client ${world.clientName} (autopilot): ICP "Growth leaders, AU B2B", an approved campaign (paused until the list is scored), one sender per channel`);
     world.leadIds = await seedPool(sql, args, tag);
     progress("pool", `${plural(world.leadIds.length, "lead")} imported (status new) with consent evidence; ${plural(new Set((await sql`select company_domain from public.lead_pool where id = any(${world.leadIds}::uuid[])`).map((r) => r.company_domain)).size, "company", "companies")}`);
     const ctx: Ctx = { args, stack, sql, world, posted: [], adapters: await allAdapters() };

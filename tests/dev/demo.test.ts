@@ -68,6 +68,10 @@ describe("npm run demo", () => {
     expect(report.funnel[5].count).toBeGreaterThan(0);
     // the campaign took no more new leads than its daily capacity
     expect(report.pipeline.placed).toBeLessThanOrEqual(campaignCapacity(300) + 5);
+    // the campaign opened on the scored list, so it took the list best-first: the Hot leads
+    // (the only ones a letter may go to) are in it, whichever order they were scored in
+    expect(report.pipeline.placed_tiers.hot).toBeGreaterThan(0);
+    expect(report.pipeline.not_placed.capacity_full).toBeGreaterThan(0);
 
     // meetings with outcomes, costs, refusals by reason, inbound applied
     expect(report.meetings.by_status.held).toBeGreaterThan(0);

@@ -147,6 +147,50 @@ describe("allocator", () => {
     expect(again).toMatchObject({ considered: 0, assigned: 0 });
     expect((await assignmentsOf(leads)).length).toBe(2);
   });
+
+  it("a campaign that opens re-looks at the leads that waited for one, best first, the same day", async () => {
+    const industry = unique("ind");
+    const f = await clientWithCampaign(industry, { dailyNewLeads: 2 });
+    await db()`update public.campaigns set status = 'paused', paused_at = now() where id = ${f.campaignId}`;
+    const leads = await scoredLeads(industry, [50, 95, 70]);
+    const [gated] = await scoredLeads(industry, [90], { gate: "competitor" });
+    await run([...leads, gated]);
+    expect([...(await reasonsOf(leads)).values()]).toEqual(["no_matching_campaign", "no_matching_campaign", "no_matching_campaign"]);
+    // without the re-look the verdicts would stand for a day
+    expect(await run(leads)).toMatchObject({ considered: 0 });
+
+    const [{ id: outboxBefore }] = await db()`select coalesce(max(id), 0)::bigint as id from public.outbox`;
+    await db()`update public.campaigns set status = 'active', paused_at = null where id = ${f.campaignId}`;
+    // the same transaction queued an allocation step
+    const queued = await db()`select topic from public.outbox where id > ${outboxBefore} and topic = 'flow.allocation'`;
+    expect(queued.length).toBeGreaterThanOrEqual(1);
+    // verdicts that do not depend on room stay
+    expect((await reasonsOf([gated])).get(gated)).toBe("gated:competitor");
+
+    await run(leads);
+    const placed = (await assignmentsOf(leads)).map((a) => a.lead_id).sort();
+    // room for two: the 95 and the 70, not the 50 scored first
+    expect(placed).toEqual([leads[1], leads[2]].sort());
+    expect((await reasonsOf(leads)).get(leads[0])).toBe("capacity_full");
+  });
+
+  it("raising a full campaign's daily_new_leads places the leads it turned away", async () => {
+    const industry = unique("ind");
+    const f = await clientWithCampaign(industry, { dailyNewLeads: 1 });
+    const leads = await scoredLeads(industry, [80, 60, 40]);
+    await run(leads);
+    expect((await reasonsOf(leads)).get(leads[1])).toBe("capacity_full");
+    // lowering or keeping the cap re-opens nothing
+    await db()`update public.campaigns set daily_new_leads = 1, name = 'Renamed' where id = ${f.campaignId}`;
+    expect((await reasonsOf(leads)).get(leads[1])).toBe("capacity_full");
+    await db()`update public.campaigns set daily_new_leads = 2 where id = ${f.campaignId}`;
+    await run(leads);
+    expect((await assignmentsOf(leads)).map((a) => a.lead_id).sort()).toEqual([leads[0], leads[1]].sort());
+    // paused and resumed with no room left today: the last lead keeps its verdict
+    await db()`update public.campaigns set status = 'paused', paused_at = now() where id = ${f.campaignId}`;
+    await db()`update public.campaigns set status = 'active', paused_at = null where id = ${f.campaignId}`;
+    expect((await reasonsOf(leads)).get(leads[2])).toBe("capacity_full");
+  });
 });
 
 describe("draft (the fair split, in memory)", () => {
