@@ -1,7 +1,7 @@
 // Benchmark `ingest`: N signed Cal.com BOOKING_CREATED deliveries (every tenth a re-sent earlier
 // one, byte for byte, as a provider retry is) through the real webhook function — its app, the
-// shared receive pipeline (verify, parse, dedupe, store + outbox row in one statement, background
-// publisher) and its pool — against a bare Hono app answering the very same requests with `{}`,
+// shared receive pipeline (verify, parse, dedupe, store + outbox row in one statement per group of
+// concurrent deliveries, background publisher) and its pool — against a bare Hono app answering the very same requests with `{}`,
 // at the same fixed concurrency, in the same run. Reports both sides' p50/p99 latency and checks
 // that every unique event was stored (and queued) exactly once.
 //
@@ -256,7 +256,10 @@ export async function benchIngest(opts: { databaseUrl: string; rows: number; con
     const [counts] = await sql`
       select (select count(*) from public.webhook_events)::int as stored,
              (select count(distinct event_id) from public.webhook_events where provider = 'calcom')::int as distinct_events,
-             (select count(*) from public.outbox where topic = 'flow.inbound')::int as queued,
+             (select count(distinct e.id) from public.outbox o
+                cross join lateral jsonb_array_elements_text(o.payload->'event_ids') as e (id)
+                where o.topic = 'flow.inbound')::int as queued,
+             (select count(*) from public.outbox where topic = 'flow.inbound')::int as messages,
              (select count(*) from public.outbox where published_at is not null)::int as marked,
              (select count(*) from public.outbox where published_at is null)::int as backlog`;
     const expected = new Set(list.map((d) => d.eventId)).size;
@@ -288,6 +291,7 @@ export async function benchIngest(opts: { databaseUrl: string; rows: number; con
       duplicates: list.length - unique,
       stored: counts!.stored,
       queued: counts!.queued,
+      inbound_messages: counts!.messages,
       published,
       backlog: counts!.backlog,
       log_lines: logLines,

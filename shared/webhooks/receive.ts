@@ -3,12 +3,16 @@
 //   raw body (≤ 256 KB, else 413) → the provider's secret configured? (else 503) → signature over
 //   the RAW bytes and the PUBLIC url (else 401) → parse JSON / form (else 400) → the provider's
 //   event id → INSERT … ON CONFLICT DO NOTHING into webhook_events and, only when inserted, enqueue
-//   'flow.inbound' {event_id} in the same transaction → 200 (a duplicate is also a 200).
+//   'flow.inbound' in the same statement (grouped with the deliveries arriving at the same moment:
+//   event-store.ts) → 200 once committed (a duplicate is also a 200).
 //
 // Nothing is stored for a request that fails any step, and nothing a caller on the internet sends
 // can make it answer 5xx: bodies are size-capped, depth-capped and scrubbed of what Postgres
 // refuses (NUL, lone surrogates) before they reach the database. A 5xx means our side failed
 // (database down), which is exactly when the provider should retry.
+//
+// Only an event without an id of its own needs the body's hash, so it is computed on demand; a
+// JSON body that escapes no NUL or surrogate is stored as parsed, without a scrubbed copy.
 //
 // Processing is asynchronous (shared/engines/inbound.ts via flow-inbound); the outbox row is
 // published in the background right after the answer (coalesced during a flood), and the outbox
@@ -19,6 +23,7 @@ import { bodyLimit } from "hono/body-limit";
 import { readEnv } from "../config/env.ts";
 import { db } from "../db/client.ts";
 import { publishSoon } from "../flows/outbox.ts";
+import { storeWebhookEvent, type JsonObject } from "./event-store.ts";
 import { createFunctionApp, type App, type AppEnv } from "../http/app.ts";
 import { AppError } from "../http/errors.ts";
 import { errorResponses, jsonContent } from "../schemas/common.ts";
@@ -39,12 +44,14 @@ import {
 export const WEBHOOK_MAX_BODY_BYTES = 256 * 1024;
 /** Deepest JSON nesting stored (Postgres' jsonb parser has its own stack limit). */
 export const WEBHOOK_MAX_DEPTH = 64;
-/** The topic whose consumer (flow-inbound) processes stored events. */
-export const INBOUND_TOPIC = "flow.inbound";
+export { INBOUND_TOPIC } from "./event-store.ts";
 
 export type WebhookProvider = "salesforge" | "twilio" | "clicksend" | "vapi" | "unipile" | "postgrid" | "calcom" | "calendly";
 
-export type JsonObject = Record<string, unknown>;
+export type { JsonObject } from "./event-store.ts";
+
+/** The hex SHA-256 of the raw body, computed on first use (most events carry an id of their own). */
+export type RawHash = () => Promise<string>;
 
 /** What a provider's delivery is: a stored event, or one we only acknowledge. */
 export type Identified =
@@ -64,7 +71,7 @@ export interface WebhookSpec {
   /** How the verified body is read: JSON only, JSON or form, or the payload of a verified JWT. */
   body: "json" | "json-or-form" | "jwt";
   /** The provider's own event id and our event type; null when the body is not one of its events. */
-  identify(payload: JsonObject, rawHash: string): Identified | null | Promise<Identified | null>;
+  identify(payload: JsonObject, rawHash: RawHash): Identified | null | Promise<Identified | null>;
   /** The 200 body the provider expects (default {"received": true}). */
   respond?(c: Context<AppEnv>, result: { stored: boolean; duplicate: boolean; eventType: string }): Response;
 }
@@ -121,8 +128,18 @@ export function pgSafeJson(value: unknown, depth = 0): unknown {
   return value;
 }
 
+/** At most this many opening brackets in all: then no nesting can pass the cap (a native scan). */
+function fewBrackets(raw: string): boolean {
+  let n = 0;
+  for (const ch of ["{", "["]) {
+    for (let i = raw.indexOf(ch); i !== -1; i = raw.indexOf(ch, i + 1)) if (++n > WEBHOOK_MAX_DEPTH) return false;
+  }
+  return true;
+}
+
 /** Cheap pre-check before JSON.parse: bracket nesting deeper than the cap (ignores strings' contents). */
 function nestsTooDeep(raw: string): boolean {
+  if (fewBrackets(raw)) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < raw.length; i++) {
@@ -136,6 +153,16 @@ function nestsTooDeep(raw: string): boolean {
     } else if (ch === 125 || ch === 93) depth--;
   }
   return false;
+}
+
+/**
+ * A JSON body whose text escapes no NUL and no surrogate can only parse to strings Postgres
+ * accepts (raw control characters are not valid JSON, and decoded bytes never hold a lone
+ * surrogate): storing it needs no scrubbed copy. Form and JWT bodies are always scrubbed.
+ */
+const UNSAFE_JSON_ESCAPE = /\\u(?:0000|[dD][89a-fA-F])/;
+function needsNoScrub(raw: string, from: BodyKind): boolean {
+  return from === "json" && !UNSAFE_JSON_ESCAPE.test(raw);
 }
 
 /** The body as a JSON object, or null when it is not one (malformed, an array, too deep). */
@@ -207,22 +234,22 @@ export function identifyClickSend(p: JsonObject): Identified | null {
 const VAPI_ANSWER_ONLY = new Set(["assistant-request", "tool-calls", "transfer-destination-request", "knowledge-base-request"]);
 
 /** Vapi: call.id + message.type (+ status for status-update). */
-export function identifyVapi(p: JsonObject, rawHash: string): Identified | null {
+export async function identifyVapi(p: JsonObject, rawHash: RawHash): Promise<Identified | null> {
   const message = obj(p.message);
   const type = str(message?.type);
   if (!message || !type) return null;
   if (VAPI_ANSWER_ONLY.has(type)) return { ignore: true, eventType: type };
   const callId = str(obj(message.call)?.id);
-  if (!callId) return { eventId: `${type}:${rawHash}`, eventType: type };
+  if (!callId) return { eventId: `${type}:${await rawHash()}`, eventType: type };
   if (type === "status-update") return { eventId: `${callId}:${type}:${str(message.status) ?? "unknown"}`, eventType: type };
   if (type === "end-of-call-report") return { eventId: `${callId}:${type}`, eventType: type };
   // conversation-update, transcript, … repeat within a call: one stored event per distinct body
-  return { eventId: `${callId}:${type}:${rawHash.slice(0, 32)}`, eventType: type };
+  return { eventId: `${callId}:${type}:${(await rawHash()).slice(0, 32)}`, eventType: type };
 }
 
 /** Unipile: event + message_id (messaging), new_relation + account + member, account_status by body. */
-export function identifyUnipile(p: JsonObject, rawHash: string): Identified | null {
-  if (obj(p.AccountStatus)) return { eventId: `account_status:${rawHash}`, eventType: "account_status" };
+export async function identifyUnipile(p: JsonObject, rawHash: RawHash): Promise<Identified | null> {
+  if (obj(p.AccountStatus)) return { eventId: `account_status:${await rawHash()}`, eventType: "account_status" };
   const event = str(p.event);
   if (!event) return null;
   const messageId = str(p.message_id);
@@ -231,7 +258,7 @@ export function identifyUnipile(p: JsonObject, rawHash: string): Identified | nu
     const member = str(p.user_provider_id) ?? str(p.user_public_identifier);
     return member ? { eventId: `new_relation:${str(p.account_id) ?? ""}:${member}`, eventType: event } : null;
   }
-  return { eventId: `${event}:${rawHash}`, eventType: event };
+  return { eventId: `${event}:${await rawHash()}`, eventType: event };
 }
 
 /** PostGrid: the event's own id. */
@@ -242,7 +269,7 @@ export function identifyPostGrid(p: JsonObject): Identified | null {
 }
 
 /** Salesforge: the event's own id, else a hash of the type and the ids it names. */
-export async function identifySalesforge(p: JsonObject, rawHash: string): Promise<Identified | null> {
+export async function identifySalesforge(p: JsonObject, rawHash: RawHash): Promise<Identified | null> {
   const type = str(p.type) ?? str(p.event) ?? str(p.eventType);
   if (!type) return null;
   const own = str(p.eventId) ?? str(p.event_id) ?? str(p.id);
@@ -252,25 +279,25 @@ export async function identifySalesforge(p: JsonObject, rawHash: string): Promis
     .map((v) => str(v) ?? "")
     .join("|");
   // a body naming no ids at all is identified by its bytes
-  return { eventId: `${type}:${ids.replace(/\|/g, "") ? await sha256Hex(`${type}|${ids}`) : rawHash}`, eventType: type };
+  return { eventId: `${type}:${ids.replace(/\|/g, "") ? await sha256Hex(`${type}|${ids}`) : await rawHash()}`, eventType: type };
 }
 
 /** Cal.com: payload.uid + triggerEvent + payload.startTime (no replay protection of its own). */
-export function identifyCalCom(p: JsonObject, rawHash: string): Identified | null {
+export async function identifyCalCom(p: JsonObject, rawHash: RawHash): Promise<Identified | null> {
   const trigger = str(p.triggerEvent);
   if (!trigger) return null;
   const payload = obj(p.payload);
   const uid = str(payload?.uid);
-  if (!uid) return { eventId: `${trigger}:${rawHash}`, eventType: trigger };
+  if (!uid) return { eventId: `${trigger}:${await rawHash()}`, eventType: trigger };
   return { eventId: `${uid}:${trigger}:${str(payload?.startTime) ?? ""}`, eventType: trigger };
 }
 
 /** Calendly: payload.uri (the invitee) + event. */
-export function identifyCalendly(p: JsonObject, rawHash: string): Identified | null {
+export async function identifyCalendly(p: JsonObject, rawHash: RawHash): Promise<Identified | null> {
   const event = str(p.event);
   if (!event) return null;
   const uri = str(obj(p.payload)?.uri);
-  return { eventId: uri ? `${uri}:${event}` : `${event}:${rawHash}`, eventType: event };
+  return { eventId: uri ? `${uri}:${event}` : `${event}:${await rawHash()}`, eventType: event };
 }
 
 const TWIML_EMPTY = "<Response/>";
@@ -322,41 +349,10 @@ export const WEBHOOKS: Record<WebhookProvider, WebhookSpec> = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Storing
+// Storing: shared/webhooks/event-store.ts (one statement per group of concurrent deliveries)
 // ---------------------------------------------------------------------------------------------
 
-export interface StoredEvent {
-  id: number;
-  inserted: boolean;
-}
-
-/**
- * Stores a verified event once: ON CONFLICT (provider, event_id) DO NOTHING, and only a new row
- * queues 'flow.inbound' {event_id} (the outbox row shared/flows/outbox.ts enqueue() writes). One
- * statement, so both inserts commit or neither does, in a single round trip that concurrent
- * deliveries pipeline on the connection.
- */
-export async function storeWebhookEvent(event: {
-  provider: WebhookProvider | "recovery";
-  eventId: string;
-  eventType: string;
-  payload: JsonObject;
-}): Promise<StoredEvent> {
-  const sql = db();
-  const rows = await sql`
-    with stored as (
-      insert into public.webhook_events (provider, event_id, event_type, payload)
-      values (${event.provider}, ${event.eventId}, ${pgSafeText(event.eventType).slice(0, 200)}, ${sql.json(event.payload as never)})
-      on conflict (provider, event_id) do nothing
-      returning id
-    ), queued as (
-      insert into public.outbox (topic, payload, dedup_key)
-      select ${INBOUND_TOPIC}, jsonb_build_object('event_id', id), ${INBOUND_TOPIC} || ':' || id from stored
-      returning id
-    )
-    select id from stored`;
-  return rows.length ? { id: Number(rows[0]!.id), inserted: true } : { id: 0, inserted: false };
-}
+export { storeWebhookEvent, type StoredEvent } from "./event-store.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Publishing in the background, coalesced: one publisher run at a time per isolate
@@ -440,13 +436,16 @@ async function verifyDelivery(spec: WebhookSpec, c: Context<AppEnv>, raw: string
   }
 }
 
-function parseVerified(spec: WebhookSpec, raw: string, contentType: string, jwtPayload: unknown): JsonObject | null {
-  if (spec.body === "jwt") return obj(jwtPayload) ?? null;
+type BodyKind = "json" | "form" | "jwt";
+
+function parseVerified(spec: WebhookSpec, raw: string, contentType: string, jwtPayload: unknown): { object: JsonObject; from: BodyKind } | null {
+  const as = (object: JsonObject | null | undefined, from: BodyKind) => (object ? { object, from } : null);
+  if (spec.body === "jwt") return as(obj(jwtPayload), "jwt");
   const json = parseJsonObject(raw);
-  if (json || spec.body === "json") return json;
+  if (json || spec.body === "json") return as(json, "json");
   // form bodies (Twilio, ClickSend's default, a Cal.com custom template), whatever Content-Type says
   if (contentType.includes("json")) return null;
-  return parseForm(raw);
+  return as(parseForm(raw), "form");
 }
 
 /** The query string's parameters other than a URL secret, kept with the payload (a send id we put there). */
@@ -480,13 +479,18 @@ export async function receiveWebhook(spec: WebhookSpec, c: Context<AppEnv>): Pro
   const parsed = parseVerified(spec, raw, (c.req.header("content-type") ?? "").toLowerCase(), verified.jwtPayload);
   if (!parsed) throw malformed(`the ${spec.provider} webhook body is not a ${spec.body === "jwt" ? "JWT event" : "JSON or form"} object`);
   let payload: JsonObject;
-  try {
-    payload = pgSafeJson(parsed) as JsonObject;
-  } catch {
-    throw malformed("the webhook body nests too deeply");
+  if (needsNoScrub(raw, parsed.from)) {
+    payload = parsed.object; // parseJsonObject already refused bodies nested too deeply
+  } else {
+    try {
+      payload = pgSafeJson(parsed.object) as JsonObject;
+    } catch {
+      throw malformed("the webhook body nests too deeply");
+    }
   }
-  const rawHash = await sha256Hex(raw);
-  const identity = await spec.identify(payload, rawHash);
+  // the body's hash identifies only events that carry no id of their own: computed when asked
+  let hashed: Promise<string> | undefined;
+  const identity = await spec.identify(payload, () => (hashed ??= sha256Hex(raw)));
   if (!identity) throw malformed(`the body is not a ${spec.provider} event this endpoint knows (no event type or id)`);
   if ("ignore" in identity) {
     return spec.respond?.(c, { stored: false, duplicate: false, eventType: identity.eventType }) ?? c.json({ received: true }, 200);

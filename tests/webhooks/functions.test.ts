@@ -69,7 +69,7 @@ async function stored(provider: string, eventId: string): Promise<number> {
 
 async function queued(provider: string, eventId: string): Promise<number> {
   const [r] = await db()`
-    select count(*)::int as n from public.outbox o join public.webhook_events e on o.payload->>'event_id' = e.id::text
+    select count(*)::int as n from public.outbox o join public.webhook_events e on o.payload->'event_ids' @> to_jsonb(e.id)
     where o.topic = 'flow.inbound' and e.provider = ${provider} and e.event_id = ${eventId}`;
   return r.n;
 }
