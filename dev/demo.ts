@@ -33,7 +33,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { startStack, type Stack } from "./stack.ts";
 import { resetEnvCache } from "../shared/config/env.ts";
 import { PROVIDERS } from "../shared/config/providers.ts";
@@ -568,6 +568,37 @@ async function seedPool(sql: Sql, args: DemoArgs, tag: string): Promise<string[]
     select id, 'voice', 'express', jsonb_build_object('form', 'webinar registration', 'checkbox', 'Call me about outbound programmes')
     from unnest(${express}::uuid[]) as id`;
   return ids;
+}
+
+/**
+ * The demo's agency for a long-lived server (`npm start -- --demo-agency`): the client, its ICP,
+ * the approved five-channel campaign (active), one sender per channel and the pool, left to the
+ * cron-driven flows on the wall clock — enrichment, scoring, allocation, content, the send gate
+ * (so sends wait for each recipient's window) and the sandboxes' signed status webhooks. Only on
+ * the sandboxes: refused when any provider credential or endpoint is configured, since the pool
+ * is made-up people. Idempotent: a database that already holds the demo agency is left alone.
+ */
+export async function seedDemoAgency(sql: Sql, env: Record<string, string | undefined>, opts: { leads: number; seed?: string }):
+  Promise<{ created: boolean; clientId: string; campaignId: string; /** leads seeded (the whole pool when it existed) */ leads: number }> {
+  const real = sandboxOnly({ ...env }).filter((n) => !/^(QSTASH|UPSTASH)_/.test(n));
+  if (real.length) throw new Error(`--demo-agency runs on the sandboxes only; unset ${real.join(", ")} (the demo's people are made up)`);
+  const [existing] = await sql`
+    select c.id as client_id, cp.id as campaign_id, (select count(*)::int from public.lead_pool) as leads
+    from public.clients c join public.campaigns cp on cp.client_id = c.id
+    where c.slug = 'harbour-growth' order by cp.created_at limit 1`;
+  if (existing) return { created: false, clientId: existing.client_id, campaignId: existing.campaign_id, leads: existing.leads };
+  const args: DemoArgs = { ...parseArgs([]), leads: opts.leads, seed: opts.seed ?? "demo" };
+  const world = await setupAgency(sql, args, "");
+  for (const [i, st] of DEMO_STEPS.entries()) {
+    await sql`
+      insert into public.campaign_steps (campaign_id, client_id, position, day_offset, channel, linkedin_action)
+      values (${world.campaignId}, ${world.clientId}, ${i + 1}, ${st.day_offset}, ${st.channel}, ${st.linkedin_action ?? null})`;
+  }
+  // the client owner's approval of the sequence, and the launch
+  await sql`update public.campaigns set status = 'active', approved_at = now(), paused_at = null, pause_reason = null
+            where id = ${world.campaignId}`;
+  const leadIds = await seedPool(sql, args, "");
+  return { created: true, clientId: world.clientId, campaignId: world.campaignId, leads: leadIds.length };
 }
 
 interface PipelineCounts {
@@ -1120,7 +1151,7 @@ export function sandboxOnly(env: Record<string, string | undefined>): string[] {
 }
 
 export async function runDemo(args: DemoArgs): Promise<{ report: DemoReport | null; error: Error | null }> {
-  const root = join(import.meta.dirname, "..");
+  const root = fileURLToPath(new URL("..", import.meta.url));
   const dropped = sandboxOnly(process.env);
   if (dropped.length) progress("demo", `ignoring ${dropped.join(", ")}: the demo runs on the sandboxes only`);
   const stateDir = await mkdtemp(join(tmpdir(), "agency-os-demo-"));

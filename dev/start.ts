@@ -1,4 +1,7 @@
 // `npm start`: runs the local stack until Ctrl-C, printing what it started and where.
+// `npm start -- --demo-agency [N]` also creates `npm run demo`'s agency (client, ICP, approved
+// five-channel campaign, senders, N pool leads, default 300) for the cron-driven flows to work on
+// in real time — on the sandboxes only.
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -7,7 +10,20 @@ import { startStack } from "./stack.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
+/** `--demo-agency` with an optional lead count, or null. */
+function demoAgencyArg(argv: string[]): number | null {
+  const i = argv.findIndex((a) => a === "--demo-agency" || a.startsWith("--demo-agency="));
+  if (i < 0) return null;
+  const raw = argv[i].includes("=") ? argv[i].split("=")[1] : /^\d+$/.test(argv[i + 1] ?? "") ? argv[i + 1] : "300";
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 20 || n > 20_000) throw new ConfigError([`--demo-agency takes a lead count from 20 to 20000, not ${raw}`]);
+  return n;
+}
+
 try {
+  const demoLeads = demoAgencyArg(process.argv.slice(2));
+  // what the user configured, before the stack points the providers at its sandboxes
+  const userEnv = { ...process.env };
   const stack = await startStack({ root });
   const runtime = (globalThis as { Deno?: unknown }).Deno ? "Deno" : "Node";
   const lines = [
@@ -24,6 +40,18 @@ try {
     "Ctrl-C to stop.",
   ];
   console.log(lines.join("\n"));
+  if (demoLeads !== null) {
+    const { seedDemoAgency } = await import("./demo.ts");
+    const { db } = await import("../shared/db/client.ts");
+    try {
+      const agency = await seedDemoAgency(db(), userEnv, { leads: demoLeads });
+      console.log(agency.created
+        ? `  demo agency Harbour Growth Co: an approved five-channel campaign and ${agency.leads} pool leads; the flows take it from here (sends wait for each recipient's window)`
+        : `  demo agency Harbour Growth Co is already in this database (pool: ${agency.leads} leads); left as it is`);
+    } catch (err) {
+      console.error(`  demo agency not created: ${err instanceof Error ? err.message : err}`);
+    }
+  }
 
   let stopping = false;
   const shutdown = async (signal: string) => {

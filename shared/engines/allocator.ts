@@ -36,8 +36,8 @@ const OPEN_CAMPAIGNS = `
   )`;
 
 /**
- * The claimed leads with what fitting needs, the clients whose cool-off holds each lead, and the
- * clients that suppressed it: each computed once per batch, then joined to every campaign.
+ * The claimed leads with what fitting needs, those whose cool-off still runs, and the clients
+ * that suppressed them: each computed once per batch, then joined to every campaign.
  */
 const LEAD_FACTS = `
   leads as (
@@ -49,11 +49,10 @@ const LEAD_FACTS = `
     where l.id = any($1::uuid[])
   ),
   recent_ends as (
-    select x.lead_id, array_agg(distinct x.client_id) as clients
+    select distinct x.lead_id
     from public.lead_assignments x
     where x.lead_id = any($1::uuid[])
       and x.ended_at > now() - make_interval(days => (select cooloff_days from public.agency_settings where id))
-    group by x.lead_id
   ),
   client_suppressed as (
     select su.client_id, l.id as lead_id from leads l join public.suppressions su on su.kind = 'email' and su.value = l.email_normalized where su.client_id is not null
@@ -74,8 +73,13 @@ const FITS = `
   and (l.company_domain is null or not (l.company_domain = any(oc.competitor_domains)))
   and not exists (select 1 from client_suppressed cs where cs.client_id = oc.client_id and cs.lead_id = l.id)`;
 
-/** Another client's assignment of the lead ended inside the cool-off. */
-const IN_COOLOFF = `coalesce(exists (select 1 from unnest(re.clients) c where c <> oc.client_id), false)`;
+/**
+ * An assignment of the lead ended inside the cool-off — any client's, the campaign's own client
+ * included. The database forbids only other clients (AOS03: a client user may take a person back
+ * on by hand), but automatic placement must not hand a client straight back the person whose
+ * sequence just ended (completed, not interested, lost…): they would get the whole sequence again.
+ */
+const IN_COOLOFF = `(re.lead_id is not null)`;
 
 const TIERS = ["dead", "cold", "cool", "warm", "hot"];
 

@@ -19,9 +19,10 @@
 //   held         meeting_booked → meeting_held (meeting_held, won, lost stay)
 //   no_show      meeting_booked → no_show (no_show, meeting_held, won, lost stay)
 //   rescheduled  no_show → meeting_booked (rebooked); otherwise stays
-//   cancelled    stays: the state machine has no way back from meeting_booked, so the lead stays
-//                meeting_booked until it is rebooked, or leaves through paused/unsubscribed/….
-//   won / lost   meeting_held | no_show → won | lost (the same result again is a no-op)
+//   cancelled    stays meeting_booked until the lead rebooks, or is closed lost (below), or leaves
+//                through paused/unsubscribed/….
+//   won / lost   meeting_held | no_show → won | lost; a cancelled meeting's meeting_booked → lost
+//                (the same result again is a no-op)
 // Meeting rules: booked and rescheduled take any outcome; a no-show can be rescheduled; held and
 // cancelled are final. Recording the outcome a meeting already has changes nothing (no new event).
 import { asService, db, type Tx } from "../db/client.ts";
@@ -87,9 +88,14 @@ export function assignmentAfterOutcome(outcome: MeetingOutcome, assignmentStatus
   }
 }
 
-/** What won/lost does to the assignment: the status, "same" (already closed so), or null (illegal). */
-export function assignmentAfterClose(result: CloseResult, assignmentStatus: string): CloseResult | "same" | null {
+/**
+ * What won/lost does to the assignment: the status, "same" (already closed so), or null (illegal).
+ * A meeting that was cancelled can be closed lost without being held (the lead called it off);
+ * won always needs a held meeting or a no-show.
+ */
+export function assignmentAfterClose(result: CloseResult, assignmentStatus: string, meetingStatus?: string): CloseResult | "same" | null {
   if (assignmentStatus === result) return "same";
+  if (result === "lost" && assignmentStatus === "meeting_booked" && meetingStatus === "cancelled") return "lost";
   return assignmentStatus === "meeting_held" || assignmentStatus === "no_show" ? result : null;
 }
 
@@ -371,7 +377,7 @@ export async function closeMeeting(tx: Tx, meetingId: string, input: { result: C
   if (!m) throw new AppError("not_found", "meeting not found");
   const a = await lockAssignment(tx, m.assignment_id);
   if (!a) throw new AppError("conflict", "this meeting has no lead assignment to close");
-  const to = assignmentAfterClose(input.result, a.status);
+  const to = assignmentAfterClose(input.result, a.status, m.status);
   if (to === "same") {
     return { meetingId: m.id, meetingStatus: m.status, assignment: { id: a.id, from: a.status, to: a.status }, changed: false, events: [] };
   }

@@ -8,8 +8,9 @@
 //   not_now         → replied; the remaining steps stop; ONE follow-up is planned at the date the
 //                     person gave (else +90 days): at that date the assignment goes back to
 //                     in_sequence and the first unsent step is rescheduled (reply_follow_ups)
-//   out_of_office   the sequence does NOT stop: its pending steps are pushed so the first falls on the
-//                   day after the return date (+7 days when no date could be read)
+//   out_of_office   the sequence does NOT stop: its pending steps (and any send queued but not yet
+//                   handed to a provider) are pushed so the first falls on the day after the return
+//                   date (+7 days when no date could be read)
 //   referral        → replied; the referred person becomes a new pool lead (source 'referral')
 //   wrong_person    → replied → not_interested
 //   not_interested  → replied → not_interested; the company is paused 14 days (product.md §6.8)
@@ -81,6 +82,8 @@ export interface ActionResult {
   assignment: { id: string; from: string; to: string } | null;
   stepRunsCancelled?: number;
   stepRunsDeferred?: number;
+  /** out_of_office: queued sends withdrawn so they move with the sequence. */
+  sendsWithdrawn?: number;
   resumeDate?: string;
   followUp?: { id: string; dueAt: string; stepRunId: string | null } | null;
   referralLeadId?: string | null;
@@ -303,6 +306,37 @@ async function createReferralLead(tx: Tx, ref: Referral, lead: LeadRow | null, r
 }
 
 /** Pushes the assignment's pending steps so the first one is due at the start of resumeDate (its zone). */
+/**
+ * The person's sends the gate queued that have not gone to a provider yet (pending in a dispatch
+ * batch) are withdrawn and their steps put back on the schedule, so the deferral that follows
+ * moves them past the return date with the rest: a message landing while the person is away is
+ * one nobody reads. A send already being dispatched is left to finish. The refusal is recorded
+ * like the gate's, and a withdrawn first touch stops counting against the month's lead quota
+ * (as the dispatcher's own withdrawal does: private.claim_dispatch_batch).
+ */
+async function withdrawQueuedSends(tx: Tx, assignmentId: string, reason: string): Promise<number> {
+  const withdrawn = await tx`
+    with w as (
+      delete from public.sends s where s.assignment_id = ${assignmentId} and s.status = 'pending'
+      returning s.step_run_id, s.client_id, s.channel
+    ), runs as (
+      update public.step_runs r
+      set status = 'scheduled', refusals = r.refusals + 1, last_refusal = ${reason},
+          voice_attempts = greatest(0, r.voice_attempts - (r.channel = 'voice')::integer)
+      from w where r.id = w.step_run_id
+      returning r.id
+    )
+    insert into public.gate_refusals (step_run_id, client_id, channel, reason, outcome, decided_at)
+    select step_run_id, client_id, channel, ${reason}, 'rescheduled', now() from w
+    returning client_id`;
+  if (withdrawn.length === 0) return 0;
+  await tx`
+    update public.client_spend sp set first_touches = greatest(0, sp.first_touches - 1)
+    where sp.client_id = ${withdrawn[0]!.client_id} and sp.month = date_trunc('month', now())::date
+      and not exists (select 1 from public.sends x where x.assignment_id = ${assignmentId})`;
+  return withdrawn.length;
+}
+
 async function deferPendingSteps(tx: Tx, assignmentId: string, resumeDate: string): Promise<number> {
   const moved = await tx`
     with p as (
@@ -425,6 +459,10 @@ export async function actOnReply(tx: Tx, reply: ReplyRow, opts: ActOptions = {})
       const returnDate = (reply.details.return_date as string | undefined) ?? parseReturnDate(`${reply.subject ?? ""}\n${reply.body}`, now, timeZone);
       result.resumeDate = returnDate ? addDays(returnDate, 1) : addDays(localDate(now, timeZone), OOO_DEFAULT_DAYS);
       if (!returnDate) notes.push(`no return date found: resuming after ${OOO_DEFAULT_DAYS} days`);
+      if (a) {
+        result.sendsWithdrawn = await withdrawQueuedSends(tx, a.id, "out_of_office");
+        if (result.sendsWithdrawn) notes.push(`${result.sendsWithdrawn} queued send(s) withdrawn and moved with the sequence`);
+      }
       result.stepRunsDeferred = a ? await deferPendingSteps(tx, a.id, result.resumeDate) : 0;
       result.action = `sequence kept; pending steps from ${result.resumeDate}`;
       break;

@@ -6,7 +6,9 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CHANNEL_NAMES, REPLY_CLASS_NAMES, renderReport, type DemoReport } from "../../dev/demo-report.ts";
-import { campaignCapacity, parseArgs, sandboxOnly } from "../../dev/demo.ts";
+import { campaignCapacity, parseArgs, sandboxOnly, seedDemoAgency } from "../../dev/demo.ts";
+import { db, type Sql } from "../../shared/db/client.ts";
+import { getStack } from "../helpers/stack.ts";
 
 const root = join(import.meta.dirname, "../..");
 
@@ -102,6 +104,42 @@ describe("npm run demo", () => {
     expect(() => parseArgs(["--days", "5"])).toThrow(/--days must be/);
     expect(parseArgs([])).toMatchObject({ json: false, leads: 2000, seed: "demo", dataDir: null, days: 16 });
     expect(parseArgs(["--json", "--leads=300", "--seed", "x"])).toMatchObject({ json: true, leads: 300, seed: "x" });
+  });
+
+  it("npm start -- --demo-agency: the same agency, approved and launched, seeded once, on the sandboxes only", async () => {
+    await getStack();
+    // refused with a real provider credential, before anything is written
+    await expect(seedDemoAgency(db(), { SALESFORGE_API_KEY: "live", QSTASH_TOKEN: "q" }, { leads: 40 }))
+      .rejects.toThrow(/sandboxes only; unset SALESFORGE_API_KEY \(/);
+    expect(await db()`select 1 from public.clients where slug = 'harbour-growth'`).toHaveLength(0);
+
+    // in a transaction rolled back at the end: the shared test database keeps nothing
+    const rollback = new Error("rollback");
+    await db().begin(async (tx) => {
+      const sql = tx as unknown as Sql;
+      const first = await seedDemoAgency(sql, {}, { leads: 40 });
+      expect(first.created).toBe(true);
+      expect(first.leads).toBe(40);
+      const [campaign] = await sql`select status, approved_at from public.campaigns where id = ${first.campaignId}`;
+      expect(campaign).toMatchObject({ status: "active", approved_at: expect.any(Date) });
+      const steps = await sql`select channel from public.campaign_steps where campaign_id = ${first.campaignId} order by position`;
+      expect(steps.map((st) => st.channel)).toEqual(["email", "mail", "voice", "linkedin", "email", "sms"]);
+      const senders = await sql`select distinct s.channel from public.campaign_senders cs join public.senders s on s.id = cs.sender_id
+                                where cs.campaign_id = ${first.campaignId}`;
+      expect(senders.map((x) => x.channel).sort()).toEqual(["email", "linkedin", "mail", "sms", "voice"]);
+      // the pool this transaction wrote (now() is its start): new, with consent evidence, for the flows
+      const [pool] = await sql`
+        select count(*)::int as leads, count(*) filter (where status = 'new')::int as fresh,
+               count(*) filter (where exists (select 1 from public.lead_consents c where c.lead_id = l.id))::int as with_consent
+        from public.lead_pool l where l.created_at = now()`;
+      expect(pool).toEqual({ leads: 40, fresh: 40, with_consent: 40 });
+      // a restart with the same data directory leaves it alone
+      const again = await seedDemoAgency(sql, {}, { leads: 40 });
+      expect(again).toMatchObject({ created: false, campaignId: first.campaignId, clientId: first.clientId });
+      throw rollback;
+    }).catch((err) => {
+      if (err !== rollback) throw err;
+    });
   });
 
   it("drops real provider credentials and endpoints so the demo can only reach the sandboxes", () => {

@@ -129,6 +129,20 @@ describe("allocator", () => {
     expect(f.campaignId).toBeTruthy();
   });
 
+  it("never places a lead back with the client whose assignment of it just ended (its sequence would start over)", async () => {
+    const industry = unique("ind");
+    const f = await clientWithCampaign(industry);
+    const [lead] = await scoredLeads(industry, [90]);
+    await run([lead]);
+    const [placed] = await assignmentsOf([lead]);
+    expect(placed!.client_id).toBe(f.clientId);
+    // the person said no: the assignment ends
+    await asService({ role: "test" }, (tx) => tx`update public.lead_assignments set status = 'completed' where lead_id = ${lead} and ended_at is null`);
+    await run([lead]);
+    expect(await assignmentsOf([lead])).toHaveLength(0);
+    expect((await reasonsOf([lead])).get(lead)).toBe("in_cooloff");
+  });
+
   it("gives nothing to a client on emergency pause", async () => {
     const industry = unique("ind");
     await clientWithCampaign(industry, { paused: true });

@@ -195,7 +195,7 @@ describe("outcomes and closing", () => {
     expect(await assignmentStatus(assignmentId)).toBe("lost");
   });
 
-  it("cancelled: the assignment stays meeting_booked; a cancelled meeting takes no further outcome", async () => {
+  it("cancelled: the assignment stays meeting_booked, a cancelled meeting takes no further outcome, and it can be closed lost", async () => {
     const { assignmentId } = await leadAt(ownerA, REPLIED);
     const meeting = (await book(ownerA, { assignment_id: assignmentId })).body;
     const cancelled = await call(stack, `meetings/${meeting.id}/outcome`, { token: ownerA.token, body: { outcome: "cancelled" } });
@@ -206,6 +206,22 @@ describe("outcomes and closing", () => {
     // a new time on an outcome that is not a reschedule is refused
     const odd = await call(stack, `meetings/${meeting.id}/outcome`, { token: ownerA.token, body: { outcome: "held", starts_at: at(3) } });
     expect(odd.status).toBe(400);
+    // the lead called it off: it cannot be won without a meeting, but it can be closed lost
+    const won = await call(stack, `meetings/${meeting.id}/close`, { token: ownerA.token, body: { result: "won" } });
+    expect(won.status).toBe(409);
+    const lost = await call(stack, `meetings/${meeting.id}/close`, { token: ownerA.token, body: { result: "lost", reason: "cancelled, chose another agency" } });
+    expect(lost.status).toBe(200);
+    expect(lost.body).toMatchObject({ assignment_status: "lost", events: ["lead.lost"] });
+    expect(await assignmentStatus(assignmentId)).toBe("lost");
+  });
+
+  it("a booked meeting that is not cancelled cannot be closed lost before it happens", async () => {
+    const { assignmentId } = await leadAt(ownerA, REPLIED);
+    const meeting = (await book(ownerA, { assignment_id: assignmentId })).body;
+    const lost = await call(stack, `meetings/${meeting.id}/close`, { token: ownerA.token, body: { result: "lost" } });
+    expect(lost.status).toBe(409);
+    expect(lost.body.error.details).toEqual({ entity: "assignment", from: "meeting_booked", to: "lost" });
+    expect(await assignmentStatus(assignmentId)).toBe("meeting_booked");
   });
 
   it("another client's meeting is a 404 everywhere; a viewer reads but cannot record outcomes or close", async () => {

@@ -251,6 +251,27 @@ describe("each class's action", () => {
     expect(r.status === "acted" && r.action).toMatchObject({ resumeDate: "2027-01-11", stepRunsDeferred: 3 });
   });
 
+  it("out of office: a send the gate queued but no provider has yet is withdrawn and moves with the sequence", async () => {
+    const p = await person();
+    // the gate queued the first step (email) for dispatch: its run is sent, its send pending in a batch
+    await asService({ role: "test" }, async (tx) => {
+      await tx`update public.step_runs set status = 'sent' where id = ${p.runIds[0]}`;
+      await tx`
+        insert into public.sends (step_run_id, assignment_id, step_id, channel, client_id, campaign_id, lead_id, touch_day)
+        select r.id, r.assignment_id, r.step_id, r.channel, r.client_id, r.campaign_id, r.lead_id, current_date
+        from public.step_runs r where r.id = ${p.runIds[0]}`;
+    });
+    const id = await reply(p, { body: "I am out of the office until 2027-01-10", cls: "out_of_office", details: { return_date: "2027-01-10" } });
+    const r = await act(id);
+    expect(r.status === "acted" && r.action).toMatchObject({ sendsWithdrawn: 1, stepRunsDeferred: 3, resumeDate: "2027-01-11" });
+    expect(await db()`select 1 from public.sends where assignment_id = ${p.assignmentId}`).toHaveLength(0);
+    const s = await state(p);
+    expect(s.runs).toEqual(["scheduled", "scheduled", "scheduled"]);
+    expect(s.due[0].toISOString()).toBe("2027-01-10T13:00:00.000Z");
+    const [refusal] = await db()`select reason, outcome from public.gate_refusals where step_run_id = ${p.runIds[0]}`;
+    expect(refusal).toEqual({ reason: "out_of_office", outcome: "rescheduled" });
+  });
+
   it("referral: the referred person becomes a pool lead (source referral); the assignment → replied", async () => {
     const p = await person();
     const referred = `${unique("sarah")}@${p.domain}`;
