@@ -7,7 +7,8 @@
 //                                          waits in the inbox for the client
 //   not_now         → replied; the remaining steps stop; ONE follow-up is planned at the date the
 //                     person gave (else +90 days): at that date the assignment goes back to
-//                     in_sequence and the first unsent step is rescheduled (reply_follow_ups)
+//                     in_sequence and the first unsent step is rescheduled, its message written
+//                     afresh (reply_follow_ups)
 //   out_of_office   the sequence does NOT stop: its pending steps (and any send queued but not yet
 //                   handed to a provider) are pushed so the first falls on the day after the return
 //                   date (+7 days when no date could be read)
@@ -689,8 +690,13 @@ export async function resumeDueFollowUps(tx: Tx, opts: { limit?: number; now?: D
       try {
         await tx.savepoint(async (sp) => {
           await sp`update public.lead_assignments set status = 'in_sequence' where id = ${f.assignment_id}`;
+          // written again before it goes: the text from before the "not now" (months old, for a
+          // tier the lead may no longer have) is not what they asked to hear from us later
           await sp`
-            update public.step_runs set status = 'scheduled', due_at = ${now}, last_refusal = null, approval_expires_at = null
+            update public.step_runs set status = 'scheduled', due_at = ${now}, last_refusal = null, approval_expires_at = null,
+                   subject = null, body = null, content_source = null, content_model = null, content_tokens = null,
+                   content_cost_cents = 0, content_ready_at = null, content_claimed_until = null,
+                   content_batch_id = null, content_batch_submitted_at = null
             where id = ${run.id}`;
         });
         resumed = true;

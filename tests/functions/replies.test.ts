@@ -221,6 +221,9 @@ describe("each class's action", () => {
     expect(s.runs).toEqual(["scheduled", "cancelled", "cancelled"]);
     expect(s.due[0].toISOString()).toBe(at.toISOString());
     expect((await db()`select status from public.reply_follow_ups where id = ${f.id}`)[0].status).toBe("resumed");
+    // its message is written afresh (the content flow picks it up): the old text is not reused
+    const [run] = await db()`select subject, body, content_ready_at from public.step_runs where id = ${p.runIds[0]}`;
+    expect(run).toEqual({ subject: null, body: null, content_ready_at: null });
   });
 
   it("not now without a date: +90 days; a reply in between cancels the follow-up when it falls due", async () => {
