@@ -43,7 +43,8 @@ export async function seed(sql: postgres.Sql, rows: number) {
 export async function reset(sql: postgres.Sql) {
   await sql.begin(async (tx) => {
     await tx`set local session_replication_role = replica`;
-    await tx`truncate public.lead_assignments, public.events, public.outbox, public.lead_allocation`;
+    // cascade: the outreach tables (step_runs, sends, replies, meetings…) reference the assignments
+    await tx`truncate public.lead_assignments, public.events, public.outbox, public.lead_allocation cascade`;
   });
   await sql`vacuum analyze public.lead_pool`;
 }
