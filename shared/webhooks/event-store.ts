@@ -14,6 +14,8 @@
 //
 // Measured by `npm run bench -- --only ingest` (2-core machine, 16 deliveries in flight): one row
 // per statement 0.08 of the bare handler's throughput; grouped, as here, about 0.29.
+// setImmediate from node:timers: Node, Deno and the Edge Runtime all provide the module
+import { setImmediate } from "node:timers";
 import { db } from "../db/client.ts";
 
 /** The topic whose consumer (flow-inbound) processes stored events. */
