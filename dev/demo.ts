@@ -619,11 +619,15 @@ async function pipelineCounts(sql: Sql, ids: string[]): Promise<PipelineCounts> 
            count(*) filter (where l.status = 'scored')::int as scored,
            count(*) filter (where l.status = 'invalid')::int as invalid,
            count(*) filter (where l.status = 'scored' and a.id is not null)::int as placed,
-           count(*) filter (where l.status = 'scored' and a.id is null and la.lead_id is not null)::int as unplaced
+           -- a verdict stands unless a campaign has opened since it was given (the allocator looks again)
+           count(*) filter (where l.status = 'scored' and a.id is null and la.lead_id is not null
+                              and not (la.reason in ('no_matching_campaign', 'capacity_full')
+                                       and la.checked_at < coalesce(s.allocation_reopened_at, '-infinity')))::int as unplaced
     from public.lead_pool l
+    cross join public.agency_settings s
     left join public.lead_assignments a on a.lead_id = l.id and a.ended_at is null
     left join public.lead_allocation la on la.lead_id = l.id
-    where l.id = any(${ids}::uuid[])`;
+    where l.id = any(${ids}::uuid[]) and s.id`;
   return c as unknown as PipelineCounts;
 }
 
@@ -646,9 +650,9 @@ async function runPipeline(ctx: Ctx): Promise<void> {
   }, { timeoutMs: 120_000 + n * 80, everyMs: 1000, report: async () => describe(await pipelineCounts(sql, world.leadIds)) });
   const scored = await settled("every lead scored (or found invalid) and given the allocator's verdict");
   progress("pipeline", `${describe(scored)}: the campaign is paused until the list is scored`);
-  // The launch: the campaign opens, which re-opens the leads that waited for it (a trigger) and
-  // queues one allocation step, so the whole scored list is placed best-first — not whichever
-  // leads happened to be scored first.
+  // The launch: the campaign opens, which makes the verdicts of the leads that waited for it
+  // stale (a trigger) and queues one allocation step, so the whole scored list is placed
+  // best-first — not whichever leads happened to be scored first.
   await sql`update public.campaigns set status = 'active', paused_at = null, pause_reason = null where id = ${world.campaignId}`;
   await publishOutbox(sql);
   const done = await settled("the scored list placed best-first (or given the reason a lead was not)");

@@ -101,14 +101,17 @@ export async function allocate(
   const [{ locked }] = await tx`select pg_try_advisory_xact_lock(hashtext('agency-os:allocator')) as locked`;
   if (!locked) return null;
 
-  const [settings] = await tx`select min_allocation_tier from public.agency_settings where id`;
+  const [settings] = await tx`select min_allocation_tier, allocation_reopened_at from public.agency_settings where id`;
   // the fit query sorts leads × campaigns; keep that sort in memory
   await tx`set local work_mem = '64MB'`;
   const claimed = await tx`
     select l.id, l.als_gate, l.als_tier from public.lead_pool l
     left join public.lead_allocation la on la.lead_id = l.id
     where l.status = 'scored'
-      and (la.checked_at is null or la.checked_at < now() - interval '1 day')
+      and (la.checked_at is null or la.checked_at < now() - interval '1 day'
+           -- a campaign opened or grew since this lead was turned away for want of room
+           -- (trigger campaigns_reopen_leads_waiting_for_room, …002000)
+           or (la.reason in ('no_matching_campaign', 'capacity_full') and la.checked_at < ${settings.allocation_reopened_at ?? null}::timestamptz))
       and not exists (select 1 from public.lead_assignments a where a.lead_id = l.id and a.ended_at is null)
       ${opts.leadIds ? tx`and l.id = any(${opts.leadIds}::uuid[])` : tx``}
     order by l.als_score desc nulls last, l.id

@@ -178,6 +178,8 @@ describe("allocator", () => {
     // the same transaction queued an allocation step
     const queued = await db()`select topic from public.outbox where id > ${outboxBefore} and topic = 'flow.allocation'`;
     expect(queued.length).toBeGreaterThanOrEqual(1);
+    // opening costs one stamp, not a pass over the waiting pool: the verdicts stay until re-weighed
+    expect([...(await reasonsOf(leads)).values()]).toEqual(["no_matching_campaign", "no_matching_campaign", "no_matching_campaign"]);
     // verdicts that do not depend on room stay
     expect((await reasonsOf([gated])).get(gated)).toBe("gated:competitor");
 
@@ -196,13 +198,14 @@ describe("allocator", () => {
     expect((await reasonsOf(leads)).get(leads[1])).toBe("capacity_full");
     // lowering or keeping the cap re-opens nothing
     await db()`update public.campaigns set daily_new_leads = 1, name = 'Renamed' where id = ${f.campaignId}`;
-    expect((await reasonsOf(leads)).get(leads[1])).toBe("capacity_full");
+    expect(await run(leads)).toMatchObject({ considered: 0 });
     await db()`update public.campaigns set daily_new_leads = 2 where id = ${f.campaignId}`;
     await run(leads);
     expect((await assignmentsOf(leads)).map((a) => a.lead_id).sort()).toEqual([leads[0], leads[1]].sort());
     // paused and resumed with no room left today: the last lead keeps its verdict
     await db()`update public.campaigns set status = 'paused', paused_at = now() where id = ${f.campaignId}`;
     await db()`update public.campaigns set status = 'active', paused_at = null where id = ${f.campaignId}`;
+    expect(await run(leads)).toMatchObject({ considered: 0 });
     expect((await reasonsOf(leads)).get(leads[2])).toBe("capacity_full");
   });
 });
