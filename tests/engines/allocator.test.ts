@@ -51,7 +51,18 @@ async function scoredLeads(industry: string, scores: number[], extra: { country?
   });
 }
 
-const run = (leadIds: string[]) => asService({ role: "service:allocator" }, (tx) => allocate(tx, { limit: 10_000, leadIds }));
+/**
+ * One allocation step over these leads. The shared stack may be running flow-allocation at the
+ * same moment (opening a campaign queues one): allocate() then answers null (the lock is taken),
+ * and the step is tried again, as the flow itself does.
+ */
+async function run(leadIds: string[]) {
+  for (let attempt = 0; ; attempt++) {
+    const result = await asService({ role: "service:allocator" }, (tx) => allocate(tx, { limit: 10_000, leadIds }));
+    if (result || attempt >= 200) return result;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 async function assignmentsOf(leadIds: string[]) {
   return db()`select lead_id, client_id, campaign_id from public.lead_assignments where lead_id = any(${leadIds}::uuid[]) and ended_at is null`;
@@ -68,8 +79,7 @@ describe("allocator", () => {
     const industry = unique("ind");
     const f = await clientWithCampaign(industry, { dailyNewLeads: 3 });
     const leads = await scoredLeads(industry, [90, 70, 50, 40, 30]);
-    const result = await run(leads);
-    expect(result).toMatchObject({ considered: 5, assigned: 3 });
+    await run(leads); // (a flow-allocation running alongside may have placed them: same result)
     const assigned = await assignmentsOf(leads);
     expect(assigned.map((a) => a.lead_id).sort()).toEqual(leads.slice(0, 3).sort());
     expect(assigned.every((a) => a.campaign_id === f.campaignId)).toBe(true);
