@@ -17,8 +17,12 @@ begin
   -- p_events: [{p: provider, e: event id, t: event type, d: payload}], one element per event id
   return query
   with stored as (
+    -- in key order: two groups holding the same event ids (a retry racing its original) then
+    -- take the unique index's locks in the same order, so one waits for the other instead of
+    -- both deadlocking
     insert into public.webhook_events as w (provider, event_id, event_type, payload)
     select x.p, x.e, x.t, x.d from jsonb_to_recordset(p_events) as x (p text, e text, t text, d jsonb)
+    order by x.p, x.e
     on conflict on constraint webhook_events_provider_event_id_key do nothing
     returning w.id, w.provider, w.event_id
   ), queued as (

@@ -33,6 +33,17 @@ async function queuedTimes(ids: number[]): Promise<Map<number, number>> {
 }
 
 describe("storeWebhookEvent", () => {
+  it("two statements racing over the same event ids neither deadlock nor store one twice", async () => {
+    // each id twice, the copies in opposite orders: the two statement slots get the same ids
+    // in reverse, which deadlocked before the function inserted in key order
+    for (let round = 0; round < 5; round++) {
+      const ids = Array.from({ length: 20 }, () => unique("evt"));
+      const results = await Promise.all([...ids, ...[...ids].reverse()].map((id) => storeWebhookEvent(event(id))));
+      expect(results.filter((r) => r.inserted)).toHaveLength(ids.length);
+      expect((await storedIds(ids)).size).toBe(ids.length);
+    }
+  });
+
   it("stores each event id once under concurrent duplicates, and queues each new event exactly once", async () => {
     const ids = Array.from({ length: 12 }, () => unique("evt"));
     // 60 deliveries at once: every id five times, interleaved
@@ -78,7 +89,6 @@ describe("storeWebhookEvent", () => {
     // answered 5xx ⇔ not stored; answered 200 ⇔ stored: no delivery is half-done
     good.forEach((id, i) => expect(stored.has(id), id).toBe(goodOutcomes[i]!.status === "fulfilled"));
     expect(failed.length).toBeGreaterThan(0); // the bad event's statement-mates failed with it
-    expect(failed.length).toBeLessThan(good.length);
 
     // the providers retry what failed: stored, once each
     const retried = await Promise.all(failed.map((id) => storeWebhookEvent(event(id))));
