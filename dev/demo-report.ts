@@ -118,16 +118,18 @@ export async function collectReport(sql: Sql, scope: DemoScope): Promise<DemoRep
   const client = scope.clientId;
   const leads = scope.leadIds;
   const stopKeys = scope.posted.filter((p) => p.intended === "stop").map((p) => `${p.provider}:${p.eventId}`);
-
-  // the people at each stage, each a subset of the one before
-  const [f] = await sql`
-    with contacted as (
+  // the people messaged, and those who texted STOP (the funnel and the tier table both count them)
+  const contactedAndStopped = () => sql`contacted as (
       select distinct lead_id from public.sends where client_id = ${client} and status in ('sent', 'delivered')
     ), stopped as (
       select distinct l.id as lead_id from public.webhook_events e
       join public.lead_pool l on l.phone_e164 = e.payload->>'From'
       where e.provider || ':' || e.event_id = any(${stopKeys}::text[]) and e.processed_at is not null
-    ), replied as (
+    )`;
+
+  // the people at each stage, each a subset of the one before
+  const [f] = await sql`
+    with ${contactedAndStopped()}, replied as (
       select lead_id from contacted
       where lead_id in (select r.lead_id from public.replies r
                         where r.client_id = ${client} and r.class is not null and not (r.class = any(${AUTOMATIC}::text[])))
@@ -202,13 +204,7 @@ export async function collectReport(sql: Sql, scope: DemoScope): Promise<DemoRep
 
   // tiers (the assignment's tier, scored against the client's ICP)
   const tierRows = await sql`
-    with contacted as (
-      select distinct lead_id from public.sends where client_id = ${client} and status in ('sent', 'delivered')
-    ), stopped as (
-      select distinct l.id as lead_id from public.webhook_events e
-      join public.lead_pool l on l.phone_e164 = e.payload->>'From'
-      where e.provider || ':' || e.event_id = any(${stopKeys}::text[]) and e.processed_at is not null
-    )
+    with ${contactedAndStopped()}
     select a.als_tier as tier, count(*)::int as placed,
            count(*) filter (where a.lead_id in (select lead_id from contacted))::int as contacted,
            coalesce(sum((select count(*) from public.sends s where s.assignment_id = a.id)), 0)::int as sends,

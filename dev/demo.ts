@@ -541,8 +541,8 @@ async function seedPool(sql: Sql, args: DemoArgs, tag: string): Promise<string[]
   for (let i = 0; i < rows.length; i += 500) {
     const chunk = rows.slice(i, i + 500).map((r) => {
       // the import resolves each person's zone and holiday region from their office's state, with
-      // the function flow-timing uses (shared/engines/timezone.ts); flow-timing's own batch update
-      // fails on PGlite (a boolean[] parameter), so the demo does not leave this to it
+      // the function flow-timing uses (shared/engines/timezone.ts), so every lead carries its zone
+      // before the campaign is planned (flow-timing, kicked by allocation, would race the planning)
       const tz = resolveTimezone({ country: r.country, state: r.state, city: r.city, phone_country: r.phone_country, phone_e164: r.phone_e164 },
         null, "Australia/Sydney");
       return {

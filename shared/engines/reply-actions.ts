@@ -306,7 +306,6 @@ async function createReferralLead(tx: Tx, ref: Referral, lead: LeadRow | null, r
   return (existing?.id as string) ?? null;
 }
 
-/** Pushes the assignment's pending steps so the first one is due at the start of resumeDate (its zone). */
 /**
  * The person's sends the gate queued that have not gone to a provider yet (pending in a dispatch
  * batch) are withdrawn and their steps put back on the schedule, so the deferral that follows
@@ -338,6 +337,7 @@ async function withdrawQueuedSends(tx: Tx, assignmentId: string, reason: string)
   return withdrawn.length;
 }
 
+/** Pushes the assignment's pending steps so the first one is due at the start of resumeDate (its zone). */
 async function deferPendingSteps(tx: Tx, assignmentId: string, resumeDate: string): Promise<number> {
   const moved = await tx`
     with p as (

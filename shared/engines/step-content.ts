@@ -134,18 +134,22 @@ function batchSubmittable(sql: Sql, w: BatchWindow) {
                   and a.als_tier in ('warm', 'cool') and st.content_mode = 'tiered'))`;
 }
 
-/** Leases up to `limit` step runs due soon that have no message yet and are the live writer's. */
-async function claimLive(sql: Sql, limit: number, horizonHours: number, batch: BatchWindow | null): Promise<string[]> {
+/** A WHERE fragment over step_runs r, built with the same sql. */
+type SqlCondition = ReturnType<typeof batchSubmittable>;
+
+/**
+ * Leases (five minutes) up to `limit` scheduled step runs that have no message yet, are not leased,
+ * and match `where` (alias r), soonest due first: the one claim of the live, submit and collect
+ * phases, so concurrent or redelivered ticks never write a step twice.
+ */
+async function lease(sql: Sql, where: SqlCondition, limit: number): Promise<string[]> {
   const rows = await sql`
     update public.step_runs u set content_claimed_until = now() + interval '5 minutes'
     where u.id in (
       select r.id from public.step_runs r
       where r.status = 'scheduled' and r.content_ready_at is null
-        and r.due_at <= now() + make_interval(hours => ${horizonHours})
         and (r.content_claimed_until is null or r.content_claimed_until < now())
-        -- waiting on a batch: its result writes the step, unless the step is due too soon to wait
-        and (r.content_batch_id is null or r.due_at <= now() + make_interval(hours => ${BATCH_WAIT_HOURS}))
-        ${batch ? sql`and not ${batchSubmittable(sql, batch)}` : sql``}
+        and ${where}
       order by r.due_at
       limit ${limit}
       for update skip locked)
@@ -153,20 +157,17 @@ async function claimLive(sql: Sql, limit: number, horizonHours: number, batch: B
   return rows.map((r) => r.id as string);
 }
 
-/** Leases the steps the submit phase batches this tick, soonest due first. */
-async function claimForBatch(sql: Sql, w: BatchWindow): Promise<string[]> {
-  const rows = await sql`
-    update public.step_runs u set content_claimed_until = now() + interval '5 minutes'
-    where u.id in (
-      select r.id from public.step_runs r
-      where r.status = 'scheduled' and r.content_ready_at is null
-        and (r.content_claimed_until is null or r.content_claimed_until < now())
-        and ${batchSubmittable(sql, w)}
-      order by r.due_at
-      limit ${w.maxSteps}
-      for update skip locked)
-    returning u.id`;
-  return rows.map((r) => r.id as string);
+/** The live writer's steps: due soon, and neither waiting on a batch nor the submit phase's. */
+function claimLive(sql: Sql, limit: number, horizonHours: number, batch: BatchWindow | null): Promise<string[]> {
+  return lease(sql, sql`r.due_at <= now() + make_interval(hours => ${horizonHours})
+    -- waiting on a batch: its result writes the step, unless the step is due too soon to wait
+    and (r.content_batch_id is null or r.due_at <= now() + make_interval(hours => ${BATCH_WAIT_HOURS}))
+    ${batch ? sql`and not ${batchSubmittable(sql, batch)}` : sql``}`, limit);
+}
+
+/** The steps the submit phase batches this tick. */
+function claimForBatch(sql: Sql, w: BatchWindow): Promise<string[]> {
+  return lease(sql, batchSubmittable(sql, w), w.maxSteps);
 }
 
 /** Batches that still owe messages to scheduled steps, oldest first. */
@@ -180,19 +181,9 @@ async function batchesOwingContent(sql: Sql): Promise<string[]> {
   return rows.map((r) => r.id as string);
 }
 
-/** Leases up to `limit` steps still waiting on this (ended) batch. */
-async function claimBatchRows(sql: Sql, batchId: string, limit: number): Promise<string[]> {
-  const rows = await sql`
-    update public.step_runs u set content_claimed_until = now() + interval '5 minutes'
-    where u.id in (
-      select r.id from public.step_runs r
-      where r.content_batch_id = ${batchId} and r.content_ready_at is null and r.status = 'scheduled'
-        and (r.content_claimed_until is null or r.content_claimed_until < now())
-      order by r.due_at
-      limit ${limit}
-      for update skip locked)
-    returning u.id`;
-  return rows.map((r) => r.id as string);
+/** Up to `limit` steps still waiting on this (ended) batch. */
+function claimBatchRows(sql: Sql, batchId: string, limit: number): Promise<string[]> {
+  return lease(sql, sql`r.content_batch_id = ${batchId}`, limit);
 }
 
 async function releaseLeases(sql: Sql, ids: string[]): Promise<void> {

@@ -108,7 +108,7 @@ export function dollarQuoted(text: string): string {
   return `$${tag}$${text}$${tag}$`;
 }
 
-const keyOf = (e: EventToStore) => `${e.provider}\u0000${e.eventId}`;
+const keyOf = (provider: string, eventId: string) => `${provider}\u0000${eventId}`;
 
 async function writeGroup(group: Waiting[]): Promise<void> {
   // One row per event id: a re-sent event in the same group (a retry racing the original) is
@@ -116,7 +116,7 @@ async function writeGroup(group: Waiting[]): Promise<void> {
   const rows: Array<{ p: string; e: string; t: string; d: JsonObject }> = [];
   const seen = new Set<string>();
   for (const { event } of group) {
-    const key = keyOf(event);
+    const key = keyOf(event.provider, event.eventId);
     if (seen.has(key)) continue;
     seen.add(key);
     rows.push({ p: event.provider, e: event.eventId, t: event.eventType, d: event.payload });
@@ -129,14 +129,14 @@ async function writeGroup(group: Waiting[]): Promise<void> {
     const inserted = await db().unsafe(
       `select id, provider, event_id from private.store_webhook_events(${dollarQuoted(JSON.stringify(rows))}::jsonb)`,
     );
-    stored = new Map(inserted.map((r) => [keyOf({ provider: r.provider, eventId: r.event_id } as EventToStore), Number(r.id)]));
+    stored = new Map(inserted.map((r) => [keyOf(r.provider, r.event_id), Number(r.id)]));
   } catch (err) {
     for (const w of group) w.reject(err);
     return;
   }
   const answered = new Set<string>();
   for (const w of group) {
-    const key = keyOf(w.event);
+    const key = keyOf(w.event.provider, w.event.eventId);
     const id = stored.get(key);
     // the first delivery of a newly stored id is the insert; any other copy is a duplicate
     if (id !== undefined && !answered.has(key)) {

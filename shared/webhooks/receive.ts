@@ -502,7 +502,7 @@ export async function receiveWebhook(spec: WebhookSpec, c: Context<AppEnv>): Pro
   const stored = await storeWebhookEvent({
     provider: spec.provider,
     eventId: await storableEventId(identity.eventId),
-    eventType: identity.eventType,
+    eventType: pgSafeText(identity.eventType).slice(0, 200),
     payload,
   });
   if (stored.inserted) publishInBackground();

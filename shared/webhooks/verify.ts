@@ -1,13 +1,13 @@
 // Signature checks (and the matching signers) for every inbound provider webhook: Twilio
 // X-Twilio-Signature, Cal.com X-Cal-Signature-256, Calendly-Webhook-Signature, Vapi HMAC credential
 // and legacy X-Vapi-Secret, PostGrid's JWT body, and the plain URL/header tokens of providers that
-// do not sign (ClickSend, Salesforge, Unipile). Wire formats: the reference providers.md (../shared/spec) §3-§8,
-// §13, §14; vectors §16.
+// do not sign (ClickSend, Salesforge, Unipile). Wire formats: the reference providers.md
+// (../shared/spec) §3-§8, §13, §14; vectors §16.
 //
 // Pure functions on node:crypto's HMACs and digests (Node, Deno and Supabase's Edge Runtime all
-// provide it), so they run unchanged under Deno and Node. Every
-// verifier takes the RAW body (re-serialised JSON changes bytes), never throws on anything a caller
-// on the internet controls (headers, body), and answers
+// provide it), so they run unchanged under Deno and Node. Every verifier takes the RAW body
+// (re-serialised JSON changes bytes), never throws on anything a caller on the internet controls
+// (headers, body), and answers
 //   { ok: true } | { ok: false, reason: "missing" | "malformed" | "mismatch" | "stale" }.
 // An empty secret is our own misconfiguration, not bad input: that throws, so it surfaces as a 500
 // (and a provider retry) instead of silently rejecting - or accepting - every delivery.
